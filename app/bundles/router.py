@@ -1,0 +1,245 @@
+"""/api/bundles: bundles, versions, evaluations, diff and compare."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from sqlmodel import Session
+
+from app.auth.deps import ApproverKey, EditorKey, RuntimeKey
+from app.bundles import service
+from app.bundles.models import Bundle, Evaluation, Stage, Version
+from app.bundles.schemas import (
+    MAX_VERSION_NUMBER,
+    BundleCreate,
+    BundlePublic,
+    BundleUpdate,
+    DiffPublic,
+    EvaluationCreate,
+    EvaluationPublic,
+    FieldChange,
+    VersionCreate,
+    VersionPublic,
+)
+from app.db import SessionDep
+from app.dbtypes import rfc3339
+from app.errors import invalid
+from app.settings import Settings
+
+router = APIRouter(prefix="/api/bundles", tags=["bundles"])
+
+BundleName = Annotated[str, Path(max_length=63, description="bundle name")]
+VersionSelector = Annotated[str, Path(max_length=80, description="version number, or @semver")]
+VersionNumber = Annotated[int, Query(ge=1, le=MAX_VERSION_NUMBER)]
+
+
+def bundle_public(bundle: Bundle, production: int | None) -> BundlePublic:
+    return BundlePublic(
+        name=bundle.name,
+        description=bundle.description,
+        production=service.version_id(bundle.name, production) if production else None,
+        experiment=None,
+        required_approvals=bundle.required_approvals,
+        versions=bundle.last_number,
+        created_at=rfc3339(bundle.created_at),
+        updated_at=rfc3339(bundle.updated_at),
+    )
+
+
+def evaluation_public(bundle_name: str, version: Version, evaluation: Evaluation) -> EvaluationPublic:
+    return EvaluationPublic(
+        id=evaluation.id or 0,
+        version_id=service.version_id(bundle_name, version.number),
+        metrics=evaluation.metrics,
+        dataset=evaluation.dataset,
+        author=evaluation.author,
+        created_at=rfc3339(evaluation.created_at),
+    )
+
+
+def version_public(
+    bundle_name: str, version: Version, evaluations: list[Evaluation] | None = None
+) -> VersionPublic:
+    return VersionPublic(
+        bundle=bundle_name,
+        number=version.number,
+        version_id=service.version_id(bundle_name, version.number),
+        digest=version.digest,
+        stage=version.stage,
+        model=version.model,
+        system_prompt=version.system_prompt,
+        variables=version.variables,
+        checkpoint=version.checkpoint,
+        params=version.params,
+        semver=version.semver,
+        message=version.message,
+        parent=version.parent,
+        lineage=version.lineage,
+        metrics=version.metrics,
+        author=version.author,
+        created_at=rfc3339(version.created_at),
+        evaluations=[evaluation_public(bundle_name, version, e) for e in evaluations or []],
+    )
+
+
+def _one_bundle(session: Session, name: str) -> BundlePublic:
+    bundle = service.get_bundle(session=session, name=name)
+    production = service.production_numbers(session=session, bundles=[bundle]).get(bundle.id or 0)
+    return bundle_public(bundle, production)
+
+
+@router.post("", status_code=201)
+def create_bundle(body: BundleCreate, session: SessionDep, _: EditorKey) -> BundlePublic:
+    bundle = service.create_bundle(session=session, body=body)
+    service.bundle_changed(session, bundle.name)
+    return bundle_public(bundle, None)
+
+
+@router.get("")
+def list_bundles(session: SessionDep, _: RuntimeKey) -> list[BundlePublic]:
+    bundles = service.list_bundles(session=session)
+    production = service.production_numbers(session=session, bundles=bundles)
+    return [bundle_public(b, production.get(b.id or 0)) for b in bundles]
+
+
+@router.get("/{name}")
+def get_bundle(name: BundleName, session: SessionDep, _: RuntimeKey) -> BundlePublic:
+    return _one_bundle(session, name)
+
+
+@router.patch("/{name}")
+def update_bundle(name: BundleName, body: BundleUpdate, session: SessionDep, _: ApproverKey) -> BundlePublic:
+    service.update_bundle(session=session, name=name, body=body)
+    return _one_bundle(session, name)
+
+
+@router.post(
+    "/{name}/versions", status_code=201, responses={200: {"description": "same config already published"}}
+)
+def publish_version(
+    name: BundleName,
+    body: VersionCreate,
+    session: SessionDep,
+    author: EditorKey,
+    request: Request,
+    response: Response,
+) -> VersionPublic:
+    """Publish a version; the same config again returns the existing version with 200."""
+    settings: Settings = request.app.state.settings
+    published = service.publish_version(
+        session=session, bundle_name=name, body=body, author=author, settings=settings
+    )
+    if not published.created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/bundles/{name}/versions/{published.version.number}"
+    evaluations = service.evaluations_of(session=session, versions=[published.version])
+    return version_public(name, published.version, evaluations[published.version.id or 0])
+
+
+@router.get("/{name}/versions")
+def list_versions(
+    name: BundleName, session: SessionDep, _: RuntimeKey, stage: Stage | None = None
+) -> list[VersionPublic]:
+    bundle = service.get_bundle(session=session, name=name)
+    versions = service.list_versions(session=session, bundle=bundle, stage=stage)
+    evaluations = service.evaluations_of(session=session, versions=versions)
+    return [version_public(name, v, evaluations[v.id or 0]) for v in versions]
+
+
+@router.get("/{name}/versions/{number}")
+def get_version(
+    name: BundleName, number: VersionSelector, session: SessionDep, _: RuntimeKey
+) -> VersionPublic:
+    bundle = service.get_bundle(session=session, name=name)
+    version = service.get_version(
+        session=session, bundle=bundle, selector=service.parse_version_selector(number)
+    )
+    evaluations = service.evaluations_of(session=session, versions=[version])
+    return version_public(name, version, evaluations[version.id or 0])
+
+
+@router.post("/{name}/versions/{number}/evaluations", status_code=201)
+def add_evaluation(
+    name: BundleName, number: VersionSelector, body: EvaluationCreate, session: SessionDep, author: EditorKey
+) -> EvaluationPublic:
+    bundle = service.get_bundle(session=session, name=name)
+    version = service.get_version(
+        session=session, bundle=bundle, selector=service.parse_version_selector(number)
+    )
+    evaluation = service.add_evaluation(session=session, version=version, body=body, author=author)
+    return evaluation_public(name, version, evaluation)
+
+
+@router.get("/{name}/diff")
+def diff_versions(
+    name: BundleName,
+    session: SessionDep,
+    _: RuntimeKey,
+    from_: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION_NUMBER)],
+    to: VersionNumber,
+) -> DiffPublic:
+    bundle = service.get_bundle(session=session, name=name)
+    old = service.get_version(session=session, bundle=bundle, selector=from_)
+    new = service.get_version(session=session, bundle=bundle, selector=to)
+    return DiffPublic(
+        from_=service.version_id(name, old.number),
+        to=service.version_id(name, new.number),
+        changes=[
+            FieldChange(field=c["field"], from_=c["from"], to=c["to"])
+            for c in service.config_changes(old, new)
+        ],
+        system_prompt_diff=service.prompt_diff(old, new, name),
+    )
+
+
+def _parse_numbers(raw: str) -> list[int]:
+    numbers: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not (
+            part.isascii() and part.isdigit() and len(part) <= 10 and 1 <= int(part) <= MAX_VERSION_NUMBER
+        ):
+            raise invalid("versions", f"{part!r} is not a version number; use e.g. versions=3,4")
+        if int(part) not in numbers:
+            numbers.append(int(part))
+    if not 1 <= len(numbers) <= 10:
+        raise invalid("versions", "list 1 to 10 version numbers")
+    return numbers
+
+
+@router.get("/{name}/compare")
+def compare_versions(
+    name: BundleName,
+    session: SessionDep,
+    _: RuntimeKey,
+    versions: Annotated[str | None, Query(max_length=200, description="e.g. 3,4")] = None,
+) -> dict[str, Any]:
+    """Side by side: config and the latest evaluation metrics of each version."""
+    bundle = service.get_bundle(session=session, name=name)
+    if versions is not None:
+        numbers = _parse_numbers(versions)
+    else:
+        production = service.production_numbers(session=session, bundles=[bundle]).get(bundle.id or 0)
+        numbers = [n for n in dict.fromkeys([production, bundle.last_number]) if n]
+    rows = [service.get_version(session=session, bundle=bundle, selector=n) for n in numbers]
+    evaluations = service.evaluations_of(session=session, versions=rows)
+    return {
+        "bundle": name,
+        "versions": [
+            {
+                "version_id": service.version_id(name, v.number),
+                "stage": v.stage,
+                "semver": v.semver,
+                "digest": v.digest,
+                "config": {
+                    f: getattr(v, f) for f in ("model", "system_prompt", "variables", "checkpoint", "params")
+                },
+                "eval_metrics": service.latest_metrics(v, evaluations[v.id or 0]),
+                "evaluations": len(evaluations[v.id or 0]),
+                "created_at": rfc3339(v.created_at),
+                "author": v.author,
+            }
+            for v in rows
+        ],
+    }

@@ -1,0 +1,332 @@
+"""Rules of the registry: bundles, content-addressed versions, evaluations, diff and compare."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.auth.service import Principal
+from app.bundles import repository
+from app.bundles.digest import config_digest
+from app.bundles.models import Bundle, Evaluation, Stage, Version
+from app.bundles.providers import known_providers, provider_of
+from app.bundles.schemas import (
+    MAX_VERSION_NUMBER,
+    BundleCreate,
+    BundleUpdate,
+    EvaluationCreate,
+    VersionCreate,
+    normalize_semver,
+)
+from app.bundles.secrets import find_secret
+from app.bundles.templating import check_template
+from app.changes import Change
+from app.db import announce
+from app.dbtypes import utcnow
+from app.errors import Conflict, NotFound, Unprocessable, invalid
+from app.settings import Settings, origin_of
+
+BUNDLE_TOPIC = "bundle"
+
+
+def version_id(bundle_name: str, number: int) -> str:
+    return f"{bundle_name}@{number}"
+
+
+def bundle_changed(session: Session, bundle_name: str) -> None:
+    """Announce (after commit) that what serves this bundle may have changed."""
+    announce(session, Change(BUNDLE_TOPIC, bundle_name))
+
+
+# --- bundles -------------------------------------------------------------------------------
+
+
+def create_bundle(*, session: Session, body: BundleCreate) -> Bundle:
+    """Create a bundle; 409 when the name is taken."""
+    if repository.get_bundle(session, body.name) is not None:
+        raise Conflict(f"bundle {body.name!r} already exists", type_="bundle-exists")
+    bundle = Bundle(name=body.name, description=body.description)
+    try:
+        with session.begin_nested():
+            repository.add(session, bundle)
+    except IntegrityError:
+        raise Conflict(f"bundle {body.name!r} already exists", type_="bundle-exists") from None
+    return bundle
+
+
+def get_bundle(*, session: Session, name: str) -> Bundle:
+    bundle = repository.get_bundle(session, name)
+    if bundle is None:
+        raise NotFound(f"no bundle named {name!r}", type_="unknown-bundle")
+    return bundle
+
+
+def lock_bundle(*, session: Session, name: str) -> Bundle:
+    """The bundle, locked for the rest of the transaction: writes to one bundle are serialized."""
+    bundle = repository.lock_bundle(session, name)
+    if bundle is None:
+        raise NotFound(f"no bundle named {name!r}", type_="unknown-bundle")
+    return bundle
+
+
+def update_bundle(*, session: Session, name: str, body: BundleUpdate) -> Bundle:
+    bundle = lock_bundle(session=session, name=name)
+    if body.description is not None:
+        bundle.description = body.description
+    if body.required_approvals is not None:
+        bundle.required_approvals = body.required_approvals
+    bundle.updated_at = utcnow()
+    session.add(bundle)
+    return bundle
+
+
+def list_bundles(*, session: Session) -> list[Bundle]:
+    return repository.list_bundles(session)
+
+
+def production_numbers(*, session: Session, bundles: list[Bundle]) -> dict[int, int]:
+    return repository.production_numbers(session, [b.id for b in bundles if b.id is not None])
+
+
+# --- versions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Published:
+    version: Version
+    created: bool
+
+
+def _check_params(params: Mapping[str, Any], settings: Settings) -> None:
+    api_base = params.get("api_base")
+    if api_base is not None:
+        try:
+            origin = origin_of(api_base)
+        except ValueError:
+            raise invalid("params.api_base", "must be an http(s) URL") from None
+        if origin not in settings.allowed_api_base_set:
+            raise invalid(
+                "params.api_base",
+                f"origin {origin} is not in CHATVER_ALLOWED_API_BASES",
+            )
+    if "mock_response" in params and not settings.allow_mock_responses:
+        raise invalid("params.mock_response", "mock responses are disabled (CHATVER_ALLOW_MOCK_RESPONSES)")
+
+
+def _check_model(body: VersionCreate) -> None:
+    try:
+        provider = provider_of(body.model)
+    except ValueError as exc:
+        raise invalid("model", str(exc)) from None
+    if body.checkpoint is not None and body.checkpoint.base_model is not None:
+        try:
+            base_provider = provider_of(body.checkpoint.base_model)
+        except ValueError as exc:
+            raise invalid("checkpoint.base_model", str(exc)) from None
+        if base_provider != provider:
+            raise invalid(
+                "checkpoint.base_model",
+                f"is on provider {base_provider!r} but model is on {provider!r}; they must match",
+            )
+    if body.checkpoint is not None:
+        ref_provider, slash, _ = body.checkpoint.ref.partition("/")
+        if slash and ref_provider in known_providers() and ref_provider != provider:
+            raise invalid("checkpoint.ref", f"names provider {ref_provider!r} but model is on {provider!r}")
+
+
+def _normalized_variables(body: VersionCreate) -> dict[str, Any]:
+    variables: dict[str, Any] = {}
+    for name, spec in body.variables.items():
+        if spec.required and "default" in spec.model_fields_set:
+            raise invalid(f"variables.{name}", "a required variable cannot have a default")
+        entry: dict[str, Any] = {}
+        if "default" in spec.model_fields_set:
+            entry["default"] = spec.default
+        if spec.required:
+            entry["required"] = True
+        if spec.description:
+            entry["description"] = spec.description
+        variables[name] = entry
+    return variables
+
+
+def build_config(*, body: VersionCreate, settings: Settings) -> dict[str, Any]:
+    """Validate a version's config and return it normalized (the digest's input)."""
+    _check_model(body)
+    params = body.params.model_dump(exclude_none=True)
+    _check_params(params, settings)
+    variables = _normalized_variables(body)
+    check_template(source=body.system_prompt, declared=variables.keys())
+    config = {
+        "model": body.model,
+        "system_prompt": body.system_prompt,
+        "variables": variables,
+        "checkpoint": body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None,
+        "params": params,
+    }
+    leaked = find_secret(
+        {**config, "lineage": body.lineage, "message": body.message, "metrics": body.metrics}
+    )
+    if leaked is not None:
+        raise invalid(
+            leaked,
+            "looks like a provider credential; keys belong in the server's environment, never in a bundle",
+        )
+    return config
+
+
+def publish_version(
+    *, session: Session, bundle_name: str, body: VersionCreate, author: Principal, settings: Settings
+) -> Published:
+    """Store a new immutable version, or return the existing one with the same digest."""
+    bundle = lock_bundle(session=session, name=bundle_name)
+    config = build_config(body=body, settings=settings)
+    digest = config_digest(config)
+    existing = repository.get_version_by_digest(session, _id(bundle), digest)
+    if existing is not None:
+        return Published(existing, created=False)
+    if body.parent is not None and repository.get_version(session, _id(bundle), body.parent) is None:
+        raise invalid("parent", f"{version_id(bundle.name, body.parent)} does not exist")
+    if body.semver is not None and repository.get_version_by_semver(session, _id(bundle), body.semver):
+        raise Conflict(
+            f"semver {body.semver} is already used by another version of {bundle.name}",
+            type_="semver-taken",
+            errors=None,
+        )
+    if bundle.last_number >= MAX_VERSION_NUMBER:
+        raise Conflict(f"bundle {bundle.name} has run out of version numbers")
+    bundle.last_number += 1
+    bundle.updated_at = utcnow()
+    version = Version(
+        bundle_id=_id(bundle),
+        number=bundle.last_number,
+        digest=digest,
+        stage=Stage.draft.value,
+        semver=body.semver,
+        message=body.message,
+        parent=body.parent,
+        lineage=body.lineage,
+        metrics=dict(body.metrics),
+        author=author.name,
+        author_key_id=author.key_id,
+        **config,
+    )
+    session.add(bundle)
+    repository.add(session, version)
+    return Published(version, created=True)
+
+
+def parse_version_selector(selector: str) -> int | str:
+    """ "4" → 4; "@1.3.0" or "@v1.3.0" → "1.3.0"; 422 otherwise."""
+    if selector.startswith("@"):
+        try:
+            return normalize_semver(selector[1:])
+        except ValueError as exc:
+            raise invalid("number", f"{selector!r}: semver {exc}") from None
+    if selector.isascii() and selector.isdigit() and len(selector) <= 10:
+        number = int(selector)
+        if 1 <= number <= MAX_VERSION_NUMBER:
+            return number
+    raise invalid("number", f"{selector!r} is not a version number or @semver")
+
+
+def get_version(*, session: Session, bundle: Bundle, selector: int | str) -> Version:
+    """A version by number or by semver; 404 when there is none."""
+    if isinstance(selector, int):
+        version = repository.get_version(session, _id(bundle), selector)
+        label = version_id(bundle.name, selector)
+    else:
+        version = repository.get_version_by_semver(session, _id(bundle), selector)
+        label = f"{bundle.name}@{selector}"
+    if version is None:
+        raise NotFound(f"no version {label}", type_="unknown-version")
+    return version
+
+
+def list_versions(*, session: Session, bundle: Bundle, stage: Stage | None) -> list[Version]:
+    return repository.list_versions(session, _id(bundle), stage)
+
+
+def add_evaluation(
+    *, session: Session, version: Version, body: EvaluationCreate, author: Principal
+) -> Evaluation:
+    """Append an evaluation result; earlier ones are kept."""
+    evaluation = Evaluation(
+        version_pk=_id(version), metrics=dict(body.metrics), dataset=body.dataset, author=author.name
+    )
+    repository.add(session, evaluation)
+    return evaluation
+
+
+def evaluations_of(*, session: Session, versions: list[Version]) -> dict[int, list[Evaluation]]:
+    by_version: dict[int, list[Evaluation]] = {_id(v): [] for v in versions}
+    for evaluation in repository.list_evaluations(session, list(by_version)):
+        by_version[evaluation.version_pk].append(evaluation)
+    return by_version
+
+
+def latest_metrics(version: Version, evaluations: list[Evaluation]) -> dict[str, float]:
+    """Latest value per metric: the published metrics, overridden by later evaluations."""
+    metrics: dict[str, float] = dict(version.metrics)
+    for evaluation in sorted(evaluations, key=lambda e: e.id or 0):
+        metrics.update(evaluation.metrics)
+    return metrics
+
+
+# --- diff ----------------------------------------------------------------------------------
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key in sorted(value):
+            flat.update(_flatten(value[key], f"{prefix}.{key}"))
+        return flat
+    return {prefix: value}
+
+
+def _config_fields(version: Version) -> dict[str, Any]:
+    fields: dict[str, Any] = {"model": version.model, "system_prompt": version.system_prompt}
+    for name in ("params", "variables", "checkpoint"):
+        fields.update(_flatten(getattr(version, name) or {}, name))
+    return fields
+
+
+def config_changes(old: Version, new: Version) -> list[dict[str, Any]]:
+    """Field-level changes between two versions' configs, as dotted paths."""
+    before, after = _config_fields(old), _config_fields(new)
+    changes = [
+        {"field": field, "from": before.get(field), "to": after.get(field)}
+        for field in dict.fromkeys([*before, *after])
+        if before.get(field, _MISSING) != after.get(field, _MISSING)
+    ]
+    return [c for c in changes if not _empty_container_change(c)]
+
+
+_MISSING = object()
+
+
+def _empty_container_change(change: dict[str, Any]) -> bool:
+    return change["from"] in ({}, None) and change["to"] in ({}, None)
+
+
+def prompt_diff(old: Version, new: Version, bundle_name: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            old.system_prompt.splitlines(keepends=True),
+            new.system_prompt.splitlines(keepends=True),
+            fromfile=version_id(bundle_name, old.number),
+            tofile=version_id(bundle_name, new.number),
+        )
+    )
+
+
+def _id(row: Bundle | Version) -> int:
+    if row.id is None:  # pragma: no cover - rows come from the database
+        raise Unprocessable("row has no id yet")
+    return row.id
