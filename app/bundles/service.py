@@ -316,14 +316,15 @@ def _empty_container_change(change: dict[str, Any]) -> bool:
 
 
 def prompt_diff(old: Version, new: Version, bundle_name: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            old.system_prompt.splitlines(keepends=True),
-            new.system_prompt.splitlines(keepends=True),
-            fromfile=version_id(bundle_name, old.number),
-            tofile=version_id(bundle_name, new.number),
-        )
+    """A unified diff of the two system prompts, named by version id."""
+    lines = difflib.unified_diff(
+        old.system_prompt.splitlines(),
+        new.system_prompt.splitlines(),
+        fromfile=version_id(bundle_name, old.number),
+        tofile=version_id(bundle_name, new.number),
+        lineterm="",
     )
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _id(row: Bundle | Version) -> int:

@@ -124,6 +124,8 @@ def _charge(value: Any) -> Any:
 
 
 def _text(value: Any) -> str:
+    if callable(value) and not isinstance(value, Undefined):  # its repr shows a memory address
+        raise _Refused("a function or macro cannot be printed; call it instead")
     return cast(str, _charge(value if isinstance(value, str) else str(_charge(value))))
 
 
@@ -319,7 +321,7 @@ class _Instrument(NodeTransformer):
         constant = all(isinstance(n, nodes.Const | nodes.Pair) for n in node.find_all(nodes.Node))
         return node if constant else _helper("chatver:measure", node)
 
-    visit_List = visit_Dict = visit_Compare = _measured
+    visit_Dict = visit_Compare = _measured
 
     def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
         return self._measured(node) if node.ctx == "load" else self.generic_visit(node)

@@ -206,7 +206,10 @@ class TestDiffAndCompare:
         assert changes["model"] == ("openai/gpt-4o", "openai/gpt-4o-mini")
         assert changes["variables.tone.required"] == (True, None)
         assert diff["system_prompt_diff"].startswith("--- support-bot@1\n+++ support-bot@2\n@@")
-        assert "+Be brief." in diff["system_prompt_diff"]
+        lines = diff["system_prompt_diff"].splitlines()
+        assert "-You are {{ company }}'s support agent. Answer in a {{ tone }} tone." in lines
+        assert "+You are {{ company }}'s agent." in lines
+        assert "+Be brief." in lines
 
     def test_compare_defaults_to_production_and_newest(self, api: Api) -> None:
         api.create_bundle()

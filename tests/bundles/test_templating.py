@@ -78,6 +78,7 @@ ESCAPES = [
     "{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}",
     "{% for a in items recursive %}{{ loop(a) }}{% endfor %}",
 ]
+PRINTED_METHODS = ["{{ x.upper }}", "{% set f = x.format %}{{ f }}", "{{ x ~ x.split }}"]
 # Harmless to publish, refused when they run: the values involved are only known then.
 RUNAWAYS = [
     "{{ 9**9**9 }}",
@@ -235,6 +236,11 @@ class TestEscapesAreRefused:
     def test_private_names_reached_through_a_variable_key_are_refused_at_render(self) -> None:
         exc = refusal(render_template, source="{{ x[k] }}", values={"x": "hi", "k": "__class__"})
         assert field_and_message(exc) == ("system_prompt", "line 1: the template tried an unsafe operation")
+
+    @pytest.mark.parametrize("source", PRINTED_METHODS)
+    def test_printing_a_method_is_refused_because_its_repr_shows_an_address(self, source: str) -> None:
+        exc = refusal(render_template, source=source, values=VALUES)
+        assert "cannot be printed" in field_and_message(exc)[1]
 
     def test_the_reason_names_the_private_attribute_and_line(self) -> None:
         exc = refusal(check_template, source="ok\n{{ x.__class__ }}", declared={"x"})

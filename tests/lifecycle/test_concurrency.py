@@ -6,42 +6,16 @@ every request that lost the race gets a 409 — never a 500, never a lost update
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from tests.conftest import Api
 
 THREADS = 16
-
-
-@pytest.fixture
-def server_url(app: FastAPI, client: Any) -> Iterator[str]:
-    """The same app (and database) served by uvicorn on a free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def _ready_candidates(api: Api, count: int) -> None:
