@@ -321,7 +321,7 @@ class _Instrument(NodeTransformer):
         constant = all(isinstance(n, nodes.Const | nodes.Pair) for n in node.find_all(nodes.Node))
         return node if constant else _helper("chatver:measure", node)
 
-    visit_Dict = visit_Compare = _measured
+    visit_List = visit_Dict = visit_Compare = _measured
 
     def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
         return self._measured(node) if node.ctx == "load" else self.generic_visit(node)
