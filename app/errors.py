@@ -91,6 +91,10 @@ class Unprocessable(ChatverError):
     status, title, type_, openai_type = 422, "Unprocessable Content", "validation", "invalid_request_error"
 
 
+class ServiceUnavailable(ChatverError):
+    status, title, type_, openai_type = 503, "Service Unavailable", "unavailable", "api_error"
+
+
 def invalid(field: str, message: str) -> Unprocessable:
     """A 422 naming one field."""
     return Unprocessable(f"{field}: {message}", errors=[FieldError(field, message)])

@@ -19,7 +19,7 @@ from app.bundles.router import router as bundles_router
 from app.cache.resolver import ActiveResolver
 from app.changes import ChangeFeed
 from app.db import create_db_engine, run_in_transaction
-from app.errors import ChatverError, Conflict, add_exception_handlers, error_response
+from app.errors import Conflict, ServiceUnavailable, add_exception_handlers, error_response
 from app.health.router import router as health_router
 from app.lifecycle.router import router as lifecycle_router
 from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -27,10 +27,6 @@ from app.runtime.router import router as runtime_router
 from app.settings import Settings
 
 logger = logging.getLogger("chatver")
-
-
-class ServiceUnavailable(ChatverError):
-    status, title, type_, openai_type = 503, "Service Unavailable", "database-busy", "api_error"
 
 
 def _bootstrap(app: FastAPI) -> None:

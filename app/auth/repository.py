@@ -31,3 +31,9 @@ def list_keys(session: Session) -> list[ApiKey]:
 
 def count_keys(session: Session) -> int:
     return session.exec(select(func.count()).select_from(ApiKey)).one()
+
+
+def lock_active_admins(session: Session) -> list[str]:
+    """Ids of the active admin keys, locked so that two revocations cannot remove the last two."""
+    query = select(ApiKey.id).where(ApiKey.role == "admin", col(ApiKey.revoked_at).is_(None))
+    return list(session.exec(query.with_for_update()))

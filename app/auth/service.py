@@ -73,6 +73,11 @@ def revoke_key(*, session: Session, key_id: str) -> ApiKey:
     if key is None:
         raise NotFound(f"no API key with id {key_id!r}")
     if key.revoked_at is None:
+        if key.role == Role.admin.name and len(repository.lock_active_admins(session)) <= 1:
+            raise Conflict(
+                "this is the last active admin key; issue another admin key before revoking it",
+                type_="last-admin-key",
+            )
         key.revoked_at = utcnow()
         session.add(key)
         announce(session, Change(KEY_TOPIC, key.key_hash))

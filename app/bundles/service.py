@@ -28,7 +28,7 @@ from app.bundles.templating import check_template
 from app.changes import Change
 from app.db import announce
 from app.dbtypes import utcnow
-from app.errors import Conflict, NotFound, Unprocessable, invalid
+from app.errors import Conflict, NotFound, invalid
 from app.settings import Settings, origin_of
 
 BUNDLE_TOPIC = "bundle"
@@ -328,6 +328,6 @@ def prompt_diff(old: Version, new: Version, bundle_name: str) -> str:
 
 
 def _id(row: Bundle | Version) -> int:
-    if row.id is None:  # pragma: no cover - rows come from the database
-        raise Unprocessable("row has no id yet")
+    if row.id is None:  # rows reach the service from the database, so this is a bug
+        raise RuntimeError(f"{type(row).__name__} has no primary key yet")
     return row.id

@@ -11,7 +11,7 @@ from app.auth.service import Principal
 from app.bundles import repository as bundles_repo
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage, Version
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden
 from app.lifecycle import repository
 from app.lifecycle.models import Approval, Transition, TransitionKind
 from app.lifecycle.stages import illegal_move_reason, production_stack
@@ -220,10 +220,3 @@ def history(*, session: Session, bundle: Bundle, limit: int, before_id: int | No
 
 def _number(entry: Transition) -> int:
     return int(entry.version_id.rsplit("@", 1)[1])
-
-
-def require_version(session: Session, bundle: Bundle, number: int) -> Version:
-    version = bundles_repo.get_version(session, bundle.id or 0, number)
-    if version is None:
-        raise NotFound(f"no version {bundles.version_id(bundle.name, number)}", type_="unknown-version")
-    return version

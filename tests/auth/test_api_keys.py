@@ -108,3 +108,17 @@ class TestEveryRouteIsGuarded:
                 assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
                 checked += 1
         assert checked >= 15
+
+
+class TestLastAdmin:
+    def test_the_last_active_admin_key_cannot_be_revoked(
+        self, client: TestClient, admin: dict[str, str]
+    ) -> None:
+        own = client.get("/api/keys", headers=admin).json()[0]
+        refused = client.delete(f"/api/keys/{own['id']}", headers=admin)
+        assert refused.status_code == 409
+        assert refused.json()["type"] == "last-admin-key"
+        second = client.post("/api/keys", json={"name": "ops", "role": "admin"}, headers=admin).json()
+        assert client.delete(f"/api/keys/{own['id']}", headers=admin).status_code == 200
+        assert client.get("/api/keys", headers=admin).status_code == 401
+        assert client.get("/api/keys", headers=bearer(second["key"])).status_code == 200
