@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from app.auth.models import Role
 from app.auth.service import Authenticator, Principal
@@ -23,9 +22,7 @@ async def current_key(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not secret or len(secret) > 256:
         raise Unauthorized("the Authorization header must be 'Bearer <api key>'")
     authenticator: Authenticator = request.app.state.authenticator
-    hit, principal = authenticator.cached(secret)
-    if not hit:
-        principal = await run_in_threadpool(authenticator.load, secret)
+    principal = await authenticator.authenticate(secret)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
     request.state.principal = principal

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -18,6 +16,7 @@ from app.changes import Change, ChangeFeed
 from app.db import announce, read_session
 from app.dbtypes import utcnow
 from app.errors import Conflict, NotFound
+from app.memo import Memo
 
 logger = logging.getLogger("chatver.auth")
 
@@ -111,39 +110,26 @@ def ensure_bootstrap_key(*, session: Session, admin_key: str | None) -> str | No
 class Authenticator:
     """Maps bearer secrets to principals without a database round trip on the hot path.
 
-    Entries expire after ``ttl`` seconds (bounding staleness across replicas without Redis)
-    and are dropped at once when this replica hears of a key change.
+    Entries are refreshed after ``ttl`` seconds (bounding staleness across replicas without
+    Redis) and dropped at once when this replica hears of a key change.
     """
 
     def __init__(self, engine: Engine, feed: ChangeFeed, ttl: float) -> None:
         self._engine = engine
-        self._ttl = ttl
-        self._cache: dict[str, tuple[Principal | None, float]] = {}
-        self._lock = threading.Lock()
+        self._memo: Memo[str, Principal | None] = Memo(self._load, ttl=ttl, max_entries=10_000)
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:
         if change.topic == KEY_TOPIC:
-            with self._lock:
-                self._cache.clear()
+            self._memo.invalidate(lambda _: True)
 
-    def cached(self, secret: str) -> tuple[bool, Principal | None]:
-        entry = self._cache.get(hash_key(secret))
-        if entry is not None and entry[1] > time.monotonic():
-            return True, entry[0]
-        return False, None
-
-    def load(self, secret: str) -> Principal | None:
-        digest = hash_key(secret)
+    def _load(self, digest: str) -> Principal | None:
         with read_session(self._engine) as session:
             key = repository.get_key_by_hash(session, digest)
-            principal = (
-                Principal(key.id, key.name, Role[key.role])
-                if key is not None and key.revoked_at is None
-                else None
-            )
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (principal, time.monotonic() + self._ttl)
-        return principal
+            if key is None or key.revoked_at is not None:
+                return None
+            return Principal(key.id, key.name, Role[key.role])
+
+    async def authenticate(self, secret: str) -> Principal | None:
+        """The principal of an API key secret, or None when it is unknown or revoked."""
+        return await self._memo.get(hash_key(secret))

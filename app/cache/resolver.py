@@ -8,14 +8,11 @@ A generation counter stops a slow reader from caching what it read before a writ
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.bundles import repository
 from app.bundles.models import Stage, Version
@@ -24,8 +21,7 @@ from app.bundles.service import BUNDLE_TOPIC, version_id
 from app.changes import Change, ChangeFeed
 from app.db import read_session
 from app.errors import NotFound
-
-MAX_ENTRIES = 50_000
+from app.memo import Memo
 
 
 @dataclass(frozen=True)
@@ -90,9 +86,6 @@ class _Miss:
     type_: str
 
 
-_Entry = tuple[ResolvedVersion | _Miss, float]
-
-
 def _lookup(session: Session, bundle_name: str, selector: Selector) -> ResolvedVersion | _Miss:
     bundle = repository.get_bundle(session, bundle_name)
     if bundle is None or bundle.id is None:
@@ -119,55 +112,20 @@ class ActiveResolver:
 
     def __init__(self, engine: Engine, feed: ChangeFeed, ttl: float) -> None:
         self._engine = engine
-        self._ttl = ttl
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._generations: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._memo: Memo[tuple[str, Selector], ResolvedVersion | _Miss] = Memo(self._load, ttl=ttl)
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:
-        if change.topic != BUNDLE_TOPIC:
-            return
-        with self._lock:
-            self._generations[change.key] = self._generations.get(change.key, 0) + 1
-            for cache_key in [k for k in self._entries if k[0] == change.key]:
-                del self._entries[cache_key]
+        if change.topic == BUNDLE_TOPIC:
+            self._memo.invalidate(lambda key: key[0] == change.key)
 
-    def invalidate_all(self) -> None:
-        with self._lock:
-            for name in list(self._generations):
-                self._generations[name] += 1
-            self._entries.clear()
-
-    def _cached(self, cache_key: tuple[str, str]) -> ResolvedVersion | _Miss | None:
-        entry = self._entries.get(cache_key)
-        if entry is not None and entry[1] > time.monotonic():
-            return entry[0]
-        return None
-
-    def _load(self, bundle: str, selector: Selector) -> ResolvedVersion | _Miss:
-        cache_key = (bundle, selector.key)
-        generation = self._generations.get(bundle, 0)
+    def _load(self, key: tuple[str, Selector]) -> ResolvedVersion | _Miss:
         with read_session(self._engine) as session:
-            answer = _lookup(session, bundle, selector)
-        with self._lock:
-            if self._generations.get(bundle, 0) == generation:
-                if len(self._entries) >= MAX_ENTRIES:
-                    self._entries.clear()
-                self._entries[cache_key] = (answer, time.monotonic() + self._ttl)
-        return answer
+            return _lookup(session, *key)
 
     async def resolve(self, bundle: str, selector: Selector = PRODUCTION) -> ResolvedVersion:
         """The version ``selector`` names now; NotFound when there is none."""
-        answer = self._cached((bundle, selector.key))
-        if answer is None:
-            answer = await run_in_threadpool(self._load, bundle, selector)
-        if isinstance(answer, _Miss):
-            raise NotFound(answer.detail, type_=answer.type_)
-        return answer
-
-    def resolve_sync(self, bundle: str, selector: Selector = PRODUCTION) -> ResolvedVersion:
-        answer = self._cached((bundle, selector.key)) or self._load(bundle, selector)
+        answer = await self._memo.get((bundle, selector))
         if isinstance(answer, _Miss):
             raise NotFound(answer.detail, type_=answer.type_)
         return answer
