@@ -20,6 +20,7 @@ from app.cache.resolver import ActiveResolver
 from app.changes import ChangeFeed
 from app.db import create_db_engine, run_in_transaction
 from app.errors import Conflict, ServiceUnavailable, add_exception_handlers, error_response
+from app.experiments.router import router as experiments_router
 from app.health.router import router as health_router
 from app.lifecycle.router import router as lifecycle_router
 from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -87,7 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.exception("database error on %s", request.url.path)
         return error_response(request, ServiceUnavailable("the database is unavailable"))
 
-    for router in (health_router, keys_router, runtime_router, lifecycle_router, bundles_router):
+    for router in (
+        health_router,
+        keys_router,
+        runtime_router,
+        lifecycle_router,
+        bundles_router,
+        experiments_router,
+    ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

@@ -2,6 +2,18 @@
 
 from app.auth.models import ApiKey
 from app.bundles.models import Bundle, Evaluation, Version
+from app.events.models import ChatEvent, Outcome
+from app.experiments.models import Experiment
 from app.lifecycle.models import Approval, Transition
 
-__all__ = ["ApiKey", "Approval", "Bundle", "Evaluation", "Transition", "Version"]
+__all__ = [
+    "ApiKey",
+    "Approval",
+    "Bundle",
+    "ChatEvent",
+    "Evaluation",
+    "Experiment",
+    "Outcome",
+    "Transition",
+    "Version",
+]

@@ -25,6 +25,7 @@ from app.bundles.schemas import (
 from app.db import SessionDep
 from app.dbtypes import rfc3339
 from app.errors import invalid
+from app.experiments import repository as experiments_repo
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/bundles", tags=["bundles"])
@@ -34,12 +35,12 @@ VersionSelector = Annotated[str, Path(max_length=80, description="version number
 VersionNumber = Annotated[int, Query(ge=1, le=MAX_VERSION_NUMBER)]
 
 
-def bundle_public(bundle: Bundle, production: int | None) -> BundlePublic:
+def bundle_public(bundle: Bundle, production: int | None, experiment: str | None) -> BundlePublic:
     return BundlePublic(
         name=bundle.name,
         description=bundle.description,
         production=service.version_id(bundle.name, production) if production else None,
-        experiment=None,
+        experiment=experiment,
         required_approvals=bundle.required_approvals,
         versions=bundle.last_number,
         created_at=rfc3339(bundle.created_at),
@@ -86,21 +87,23 @@ def version_public(
 def _one_bundle(session: Session, name: str) -> BundlePublic:
     bundle = service.get_bundle(session=session, name=name)
     production = service.production_numbers(session=session, bundles=[bundle]).get(bundle.id or 0)
-    return bundle_public(bundle, production)
+    running = experiments_repo.running_by_bundle(session, [bundle.id or 0]).get(bundle.id or 0)
+    return bundle_public(bundle, production, running)
 
 
 @router.post("", status_code=201)
 def create_bundle(body: BundleCreate, session: SessionDep, _: EditorKey) -> BundlePublic:
     bundle = service.create_bundle(session=session, body=body)
     service.bundle_changed(session, bundle.name)
-    return bundle_public(bundle, None)
+    return bundle_public(bundle, None, None)
 
 
 @router.get("")
 def list_bundles(session: SessionDep, _: RuntimeKey) -> list[BundlePublic]:
     bundles = service.list_bundles(session=session)
     production = service.production_numbers(session=session, bundles=bundles)
-    return [bundle_public(b, production.get(b.id or 0)) for b in bundles]
+    running = experiments_repo.running_by_bundle(session, [b.id or 0 for b in bundles])
+    return [bundle_public(b, production.get(b.id or 0), running.get(b.id or 0)) for b in bundles]
 
 
 @router.get("/{name}")

@@ -21,6 +21,8 @@ from app.bundles.service import BUNDLE_TOPIC, version_id
 from app.changes import Change, ChangeFeed
 from app.db import read_session
 from app.errors import NotFound
+from app.experiments import repository as experiments_repo
+from app.experiments.assignment import Arm, assign_arm
 from app.memo import Memo
 
 
@@ -107,17 +109,99 @@ def _lookup(session: Session, bundle_name: str, selector: Selector) -> ResolvedV
     return ResolvedVersion.of(bundle_name, version)
 
 
+@dataclass(frozen=True)
+class RunningExperiment:
+    """A running experiment as the hot path needs it: seed, weighted arms and their versions."""
+
+    id: str
+    seed: str
+    arms: tuple[Arm, ...]
+    versions: tuple[ResolvedVersion, ...]
+
+
+@dataclass(frozen=True)
+class Served:
+    """The version that serves one request, and the experiment arm that chose it, if any."""
+
+    version: ResolvedVersion
+    experiment_id: str | None = None
+    arm: str | None = None
+    sticky: bool = True
+
+    @property
+    def experiment(self) -> dict[str, str] | None:
+        if self.experiment_id is None or self.arm is None:
+            return None
+        return {"id": self.experiment_id, "arm": self.arm}
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    """What serves a bundle's default traffic: production, or the arms of a running experiment."""
+
+    production: ResolvedVersion | _Miss
+    experiment: RunningExperiment | None
+
+
+def _serving_plan(session: Session, bundle_name: str) -> ServingPlan:
+    bundle = repository.get_bundle(session, bundle_name)
+    if bundle is None or bundle.id is None:
+        return ServingPlan(_Miss(f"no bundle named {bundle_name!r}", "unknown-bundle"), None)
+    version = repository.production_version(session, bundle.id)
+    production = (
+        ResolvedVersion.of(bundle_name, version)
+        if version is not None
+        else _Miss(f"{bundle_name} has no version in production", "no-active-version")
+    )
+    return ServingPlan(production, _running_experiment(session, bundle_name, bundle.id))
+
+
+def _running_experiment(session: Session, bundle_name: str, bundle_id: int) -> RunningExperiment | None:
+    experiment = experiments_repo.running_for_bundle(session, bundle_id)
+    if experiment is None:
+        return None
+    versions: list[ResolvedVersion] = []
+    for arm in experiment.arms:
+        version = repository.get_version(session, bundle_id, int(arm["version"]))
+        if version is None:  # pragma: no cover - arms are validated against existing versions
+            return None
+        versions.append(ResolvedVersion.of(bundle_name, version))
+    return RunningExperiment(
+        id=experiment.id,
+        seed=experiment.seed,
+        arms=tuple(Arm(str(arm["name"]), float(arm["weight"])) for arm in experiment.arms),
+        versions=tuple(versions),
+    )
+
+
 class ActiveResolver:
     """Resolves (bundle, selector) to a version, from memory when it can."""
 
     def __init__(self, engine: Engine, feed: ChangeFeed, ttl: float) -> None:
         self._engine = engine
         self._memo: Memo[tuple[str, Selector], ResolvedVersion | _Miss] = Memo(self._load, ttl=ttl)
+        self._plans: Memo[str, ServingPlan] = Memo(self._load_plan, ttl=ttl)
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:
         if change.topic == BUNDLE_TOPIC:
             self._memo.invalidate(lambda key: key[0] == change.key)
+            self._plans.invalidate(lambda key: key == change.key)
+
+    def _load_plan(self, bundle: str) -> ServingPlan:
+        with read_session(self._engine) as session:
+            return _serving_plan(session, bundle)
+
+    async def serve(self, bundle: str, subject: str | None) -> Served:
+        """Who serves ``subject`` now: its arm of a running experiment, else production."""
+        plan = await self._plans.get(bundle)
+        experiment = plan.experiment
+        if experiment is not None:
+            index, sticky = assign_arm(arms=experiment.arms, seed=experiment.seed, subject=subject)
+            return Served(experiment.versions[index], experiment.id, experiment.arms[index].name, sticky)
+        if isinstance(plan.production, _Miss):
+            raise NotFound(plan.production.detail, type_=plan.production.type_)
+        return Served(plan.production)
 
     def _load(self, key: tuple[str, Selector]) -> ResolvedVersion | _Miss:
         with read_session(self._engine) as session:

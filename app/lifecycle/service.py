@@ -12,6 +12,7 @@ from app.bundles import repository as bundles_repo
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage, Version
 from app.errors import Conflict, Forbidden
+from app.experiments import repository as experiments_repo
 from app.lifecycle import repository
 from app.lifecycle.models import Approval, Transition, TransitionKind
 from app.lifecycle.stages import illegal_move_reason, production_stack
@@ -209,6 +210,7 @@ def rollback(
     record = _record(
         session, bundle=bundle, version=target, to=Stage.production, kind=kind, actor=actor, reason=reason
     )
+    experiments_repo.stop_active_for_bundle(session, bundle.id or 0, f"rollback: {reason}")
     bundles.bundle_changed(session, bundle.name)
     return Rollback(demoted=current, restored=target, transition=record)
 

@@ -12,7 +12,7 @@ from app.auth.deps import RuntimeKey
 from app.bundles.models import Stage
 from app.bundles.schemas import MAX_VERSION_NUMBER
 from app.bundles.templating import render_template, resolve_values
-from app.cache.resolver import ActiveResolver, ResolvedVersion, Selector
+from app.cache.resolver import ActiveResolver, ResolvedVersion, Selector, Served
 from app.schemas import RequestModel
 
 router = APIRouter(prefix="/api/bundles", tags=["runtime"])
@@ -79,10 +79,20 @@ async def get_active(
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     """The version a runtime should use now: no database work when it is cached."""
-    resolved = await _resolver(request).resolve(name, Selector(stage=stage))
-    experiment: dict[str, str] | None = None
-    etag = f'"{resolved.digest}"'
+    resolver = _resolver(request)
+    if stage is Stage.production:
+        served = await resolver.serve(name, subject)
+    else:
+        served = Served(await resolver.resolve(name, Selector(stage=stage)))
+    resolved, experiment = served.version, served.experiment
+    etag = (
+        f'"{resolved.digest}"'
+        if experiment is None
+        else f'"{resolved.digest};{served.experiment_id}/{served.arm}"'
+    )
     headers = {"ETag": etag, "Cache-Control": "no-cache", "x-chatver-version-id": resolved.version_id}
+    if experiment is not None:
+        headers["x-chatver-experiment"] = f"{served.experiment_id}/{served.arm}"
     if _etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     body = json.dumps(active_body(resolved, experiment), ensure_ascii=False, separators=(",", ":"))
@@ -94,8 +104,12 @@ async def render_prompt(
     request: Request, _: RuntimeKey, name: BundleName, body: RenderRequest
 ) -> RenderedPrompt:
     """Render the system prompt of the serving (or the given) version with these variables."""
-    selector = Selector(number=body.version) if body.version is not None else Selector(stage=Stage.production)
-    resolved = await _resolver(request).resolve(name, selector)
+    resolver = _resolver(request)
+    if body.version is not None:
+        served = Served(await resolver.resolve(name, Selector(number=body.version)))
+    else:
+        served = await resolver.serve(name, body.subject)
+    resolved = served.version
     values = resolve_values(variables=resolved.variables, provided=body.variables)
     text = render_template(source=resolved.system_prompt, values=values)
     return RenderedPrompt(
@@ -104,5 +118,5 @@ async def render_prompt(
         params=resolved.params,
         system_prompt=text,
         messages=[{"role": "system", "content": text}],
-        experiment=None,
+        experiment=served.experiment,
     )

@@ -1,0 +1,90 @@
+"""Experiments: create, start, pause, stop, and read them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from app.auth.deps import EditorKey, RuntimeKey
+from app.bundles import service as bundles
+from app.bundles.models import Bundle
+from app.db import SessionDep
+from app.dbtypes import rfc3339
+from app.experiments import service
+from app.experiments.models import Experiment
+from app.experiments.schemas import ExperimentCreate, ExperimentPublic, ExperimentStop
+
+router = APIRouter(tags=["experiments"])
+
+BundleName = Annotated[str, Path(max_length=63)]
+ExperimentId = Annotated[str, Path(max_length=40)]
+
+
+def experiment_public(experiment: Experiment, bundle_name: str) -> ExperimentPublic:
+    return ExperimentPublic(
+        id=experiment.id,
+        bundle=bundle_name,
+        name=experiment.name,
+        status=experiment.status,
+        arms=[
+            {**arm, "version_id": bundles.version_id(bundle_name, int(arm["version"]))}
+            for arm in experiment.arms
+        ],
+        primary_metric=experiment.primary_metric,
+        guardrails=experiment.guardrails,
+        seed=experiment.seed,
+        created_by=experiment.created_by,
+        created_at=rfc3339(experiment.created_at),
+        started_at=rfc3339(experiment.started_at) if experiment.started_at else None,
+        stopped_at=rfc3339(experiment.stopped_at) if experiment.stopped_at else None,
+        winner=experiment.winner,
+        stop_reason=experiment.stop_reason,
+    )
+
+
+def _public(session: SessionDep, experiment: Experiment) -> ExperimentPublic:
+    bundle = session.get(Bundle, experiment.bundle_id)
+    assert bundle is not None
+    return experiment_public(experiment, bundle.name)
+
+
+@router.post("/api/bundles/{name}/experiments", status_code=201)
+def create_experiment(
+    name: BundleName, body: ExperimentCreate, session: SessionDep, actor: EditorKey
+) -> ExperimentPublic:
+    """A draft A/B test between versions of one bundle; the first arm is the control."""
+    experiment = service.create_experiment(session=session, bundle_name=name, body=body, actor=actor)
+    return experiment_public(experiment, name)
+
+
+@router.get("/api/bundles/{name}/experiments")
+def list_experiments(name: BundleName, session: SessionDep, _: RuntimeKey) -> list[ExperimentPublic]:
+    bundle = bundles.get_bundle(session=session, name=name)
+    return [experiment_public(e, name) for e in service.list_experiments(session=session, bundle=bundle)]
+
+
+@router.get("/api/experiments/{experiment_id}")
+def get_experiment(experiment_id: ExperimentId, session: SessionDep, _: RuntimeKey) -> ExperimentPublic:
+    return _public(session, service.get_experiment(session=session, experiment_id=experiment_id))
+
+
+@router.post("/api/experiments/{experiment_id}/start")
+def start_experiment(experiment_id: ExperimentId, session: SessionDep, _: EditorKey) -> ExperimentPublic:
+    return _public(session, service.start_experiment(session=session, experiment_id=experiment_id))
+
+
+@router.post("/api/experiments/{experiment_id}/pause")
+def pause_experiment(experiment_id: ExperimentId, session: SessionDep, _: EditorKey) -> ExperimentPublic:
+    return _public(session, service.pause_experiment(session=session, experiment_id=experiment_id))
+
+
+@router.post("/api/experiments/{experiment_id}/stop")
+def stop_experiment(
+    experiment_id: ExperimentId, session: SessionDep, actor: EditorKey, body: ExperimentStop | None = None
+) -> ExperimentPublic:
+    """Stop; ``promote: true`` (approver) sends the winner through the production gate."""
+    experiment = service.stop_experiment(
+        session=session, experiment_id=experiment_id, body=body or ExperimentStop(), actor=actor
+    )
+    return _public(session, experiment)
