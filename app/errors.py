@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("chatver.errors")
@@ -140,7 +141,7 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_error(exc: RequestValidationError) -> Unprocessable:
+def validation_error(exc: RequestValidationError | ValidationError) -> Unprocessable:
     errors: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors():

@@ -20,6 +20,9 @@ from app.cache.resolver import ActiveResolver
 from app.changes import ChangeFeed
 from app.db import create_db_engine, run_in_transaction
 from app.errors import Conflict, ServiceUnavailable, add_exception_handlers, error_response
+from app.events.router import router as events_router
+from app.events.telemetry import Telemetry
+from app.events.writer import EventWriter
 from app.experiments.router import router as experiments_router
 from app.health.router import router as health_router
 from app.lifecycle.router import router as lifecycle_router
@@ -53,9 +56,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.resolver = ActiveResolver(engine, feed, ttl=settings.cache_ttl_seconds)
     known_providers()  # import LiteLLM once at start, not on the first publish
     _bootstrap(app)
+    telemetry = Telemetry()
+    app.state.telemetry = telemetry
+    writer = EventWriter(engine, telemetry, max_queue=settings.event_queue_max)
+    app.state.event_writer = writer
+    writer.start()
     try:
         yield
     finally:
+        await writer.stop(timeout=settings.shutdown_drain_seconds)
         engine.dispose()
 
 
@@ -95,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifecycle_router,
         bundles_router,
         experiments_router,
+        events_router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(default=2.0, ge=0, le=3600)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     log_level: str = "INFO"
+    event_queue_max: int = Field(default=50_000, ge=100, le=10_000_000)
+    shutdown_drain_seconds: float = Field(default=10.0, ge=0, le=600)
 
     @field_validator("allowed_api_bases", mode="before")
     @classmethod

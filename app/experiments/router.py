@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
@@ -11,7 +11,7 @@ from app.bundles import service as bundles
 from app.bundles.models import Bundle
 from app.db import SessionDep
 from app.dbtypes import rfc3339
-from app.experiments import service
+from app.experiments import results, service
 from app.experiments.models import Experiment
 from app.experiments.schemas import ExperimentCreate, ExperimentPublic, ExperimentStop
 
@@ -88,3 +88,10 @@ def stop_experiment(
         session=session, experiment_id=experiment_id, body=body or ExperimentStop(), actor=actor
     )
     return _public(session, experiment)
+
+
+@router.get("/api/experiments/{experiment_id}/results")
+def experiment_results(experiment_id: ExperimentId, session: SessionDep, _: RuntimeKey) -> dict[str, Any]:
+    """Per-arm exposure (subjects, requests), errors, latency, cost and outcome metrics."""
+    experiment = service.get_experiment(session=session, experiment_id=experiment_id)
+    return results.experiment_results(session=session, experiment=experiment)

@@ -1,0 +1,134 @@
+"""Every query on chat events and outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, distinct, func, insert
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from app.dbtypes import utcnow
+from app.events.models import ChatEvent, Outcome
+
+EVENT_COLUMNS = [c.name for c in ChatEvent.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+
+
+def event_row(event: ChatEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in EVENT_COLUMNS}
+
+
+def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(ChatEvent), list(rows))
+
+
+def get_event(session: Session, request_id: str) -> ChatEvent | None:
+    return session.exec(select(ChatEvent).where(ChatEvent.request_id == request_id)).first()
+
+
+def upsert_outcome(
+    session: Session,
+    *,
+    request_id: str,
+    version_id: str,
+    experiment_id: str | None,
+    subject: str | None,
+    name: str,
+    value: float,
+    comment: str,
+) -> None:
+    """Insert, or replace the value of the same (request_id, name)."""
+    now = utcnow()
+    values = {
+        "request_id": request_id,
+        "version_id": version_id,
+        "experiment_id": experiment_id,
+        "subject": subject,
+        "name": name,
+        "value": value,
+        "comment": comment,
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Outcome).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["request_id", "name"],
+        set_={"value": value, "comment": comment, "updated_at": now},
+    )
+    session.execute(statement)
+
+
+def version_event_totals(session: Session, version_id: str, since: datetime | None) -> dict[str, Any]:
+    query = sa_select(
+        func.count(),
+        func.sum(case((col(ChatEvent.status) != "ok", 1), else_=0)),
+        func.sum(col(ChatEvent.prompt_tokens)),
+        func.sum(col(ChatEvent.completion_tokens)),
+        func.sum(col(ChatEvent.cost)),
+    ).where(col(ChatEvent.version_id) == version_id)
+    if since is not None:
+        query = query.where(col(ChatEvent.created_at) >= since)
+    requests, errors, prompt, completion, cost = session.execute(query).one()
+    return {
+        "requests": int(requests or 0),
+        "errors": int(errors or 0),
+        "prompt_tokens": int(prompt or 0),
+        "completion_tokens": int(completion or 0),
+        "cost": float(cost or 0.0),
+    }
+
+
+def latencies(
+    session: Session, version_id: str, since: datetime | None, *, experiment_id: str | None = None
+) -> tuple[list[float], list[float]]:
+    """(latency_ms values, ttft_ms values) of the version's events."""
+    query = select(ChatEvent.latency_ms, ChatEvent.ttft_ms).where(ChatEvent.version_id == version_id)
+    if since is not None:
+        query = query.where(col(ChatEvent.created_at) >= since)
+    if experiment_id is not None:
+        query = query.where(ChatEvent.experiment_id == experiment_id)
+    latency: list[float] = []
+    ttft: list[float] = []
+    for total, first in session.exec(query):
+        if total is not None:
+            latency.append(total)
+        if first is not None:
+            ttft.append(first)
+    return latency, ttft
+
+
+def outcome_stats(
+    session: Session, version_id: str, since: datetime | None, *, experiment_id: str | None = None
+) -> dict[str, tuple[int, float, float]]:
+    """name → (count, sum, sum of squares) of the version's outcomes."""
+    query = select(
+        Outcome.name, func.count(), func.sum(Outcome.value), func.sum(Outcome.value * Outcome.value)
+    ).where(Outcome.version_id == version_id)
+    if since is not None:
+        query = query.where(col(Outcome.created_at) >= since)
+    if experiment_id is not None:
+        query = query.where(Outcome.experiment_id == experiment_id)
+    rows = session.exec(query.group_by(Outcome.name))
+    return {name: (int(n), float(total), float(squares)) for name, n, total, squares in rows}
+
+
+def experiment_arm_totals(session: Session, experiment_id: str, version_id: str) -> dict[str, Any]:
+    query = select(
+        func.count(),
+        func.count(distinct(col(ChatEvent.subject))),
+        func.sum(case((col(ChatEvent.status) != "ok", 1), else_=0)),
+        func.sum(col(ChatEvent.cost)),
+    ).where(ChatEvent.experiment_id == experiment_id, ChatEvent.version_id == version_id)
+    requests, subjects, errors, cost = session.exec(query).one()
+    return {
+        "requests": int(requests or 0),
+        "subjects": int(subjects or 0),
+        "errors": int(errors or 0),
+        "cost": float(cost or 0.0),
+    }
