@@ -24,6 +24,9 @@ from app.events.router import router as events_router
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
 from app.experiments.router import router as experiments_router
+from app.gateway.llm import LLMRouter, configure_litellm
+from app.gateway.router import router as gateway_router
+from app.gateway.service import Gateway
 from app.health.router import router as health_router
 from app.lifecycle.router import router as lifecycle_router
 from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -61,6 +64,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     writer = EventWriter(engine, telemetry, max_queue=settings.event_queue_max)
     app.state.event_writer = writer
     writer.start()
+    configure_litellm(settings)
+    app.state.gateway = Gateway(
+        resolver=app.state.resolver, llm=LLMRouter(settings), writer=writer, settings=settings
+    )
     try:
         yield
     finally:
@@ -105,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bundles_router,
         experiments_router,
         events_router,
+        gateway_router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

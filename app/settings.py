@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(default=2.0, ge=0, le=3600)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     log_level: str = "INFO"
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    llm_num_retries: int = Field(default=2, ge=0, le=10)
+    # "httpx" routes provider calls through httpx (tests mock it with respx); aiohttp is LiteLLM's default.
+    llm_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     event_queue_max: int = Field(default=50_000, ge=100, le=10_000_000)
     shutdown_drain_seconds: float = Field(default=10.0, ge=0, le=600)
 
