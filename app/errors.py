@@ -131,14 +131,20 @@ def error_response(request: Request, exc: ChatverError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=dict(exc.headers), media_type=media_type)
 
 
+_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "none", "dict", "list", "tuple", "set", "bytes", "enum"})
+_TAG_PREFIXES = ("function-", "json-or-python", "constrained-", "lax-", "strict-", "nullable", "union")
+
+
+def _is_type_tag(part: str) -> bool:
+    """pydantic puts the tried member of a union into the location (value.int): not a field."""
+    return part in _TYPE_TAGS or "[" in part or part.startswith(_TAG_PREFIXES)
+
+
 def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:]
-    # pydantic appends the name of a union member or a validator to the location;
-    # the caller only needs the field path.
-    parts = [p for p in parts if not p.startswith(("function-", "json-or-python")) and "[" not in p]
-    return ".".join(parts) or "body"
+    return ".".join(p for p in parts if not _is_type_tag(p)) or "body"
 
 
 def validation_error(exc: RequestValidationError | ValidationError) -> Unprocessable:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import respx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -103,7 +104,21 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     """Override in a test module to change the app's settings."""
-    return {}
+    # Provider calls go through httpx so respx can mock them; LiteLLM itself runs for real.
+    return {"llm_transport": "httpx", "llm_num_retries": 1, "llm_timeout_seconds": 5}
+
+
+@pytest.fixture(autouse=True)
+def provider_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LiteLLM reads provider keys from the environment, as in production."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-0000")
+
+
+@pytest.fixture
+def upstream() -> Iterator[respx.MockRouter]:
+    """Every outbound provider call is mocked; an unmocked one fails the test."""
+    with respx.mock(assert_all_mocked=True, assert_all_called=False) as mock:
+        yield mock
 
 
 @pytest.fixture

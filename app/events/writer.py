@@ -45,6 +45,7 @@ class EventWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._writing = asyncio.Lock()  # one batch at a time, whether from the loop or flush()
         self.dropped = 0
 
     def submit(self, event: ChatEvent) -> None:
@@ -113,7 +114,13 @@ class EventWriter:
                 backoff = min(backoff * 2, 5.0)
 
     async def _write_batch(self) -> bool:
+        async with self._writing:
+            return await self._write_next()
+
+    async def _write_next(self) -> bool:
         batch = [self._queue[i] for i in range(min(self._batch_size, len(self._queue)))]
+        if not batch:
+            return True
         try:
             await run_in_threadpool(self._store, batch)
         except Exception:

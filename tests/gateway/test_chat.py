@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from tests.conftest import Api
-from tests.gateway.conftest import GATEWAY_PARAMS, UPSTREAM, chat, completion, metrics_of, ok, sent, sse
+from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, completion, metrics_of, ok, sent, sse
 
 
 class TestNonStreaming:
