@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
+from starlette.concurrency import run_in_threadpool
 
 from app.changes import Change, ChangeFeed
-from app.errors import Conflict
+from app.errors import ServiceUnavailable
 
-_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+T = TypeVar("T")
+LOCK_TIMEOUT_MS = 10_000
 _ANNOUNCEMENTS = "chatver.announcements"
 
 
@@ -46,7 +48,8 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        # Enough connections for every worker thread (anyio allows 40), so none waits on the pool.
+        max_overflow=max(pool_size * 2, 48 - pool_size),
         pool_pre_ping=True,
         pool_recycle=1800,
     )
@@ -82,6 +85,18 @@ def read_session(engine: Engine) -> Session:
     return Session(engine, expire_on_commit=False)
 
 
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """A unique index refused a row (PostgreSQL SQLSTATE 23505, SQLite "UNIQUE constraint failed")."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
+def is_busy(exc: OperationalError) -> bool:
+    """A transient refusal worth retrying: SQLite's write lock, PostgreSQL's lock_timeout (55P03)."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code == "55P03" or "database is locked" in str(exc.orig).lower()
+
+
 def announce(session: Session, change: Change) -> None:
     """Queue a change to publish once this session's transaction has committed."""
     session.info.setdefault(_ANNOUNCEMENTS, []).append(change)
@@ -92,8 +107,10 @@ def commit_and_announce(session: Session, feed: ChangeFeed | None) -> None:
     try:
         session.commit()
     except OperationalError as exc:
-        if "locked" in str(exc.orig).lower():
-            raise Conflict("the database is busy with another write; retry") from exc
+        if is_busy(exc):
+            raise ServiceUnavailable(
+                "the database is busy with another write; retry", headers={"Retry-After": "1"}
+            ) from exc
         raise
     changes: list[Change] = session.info.pop(_ANNOUNCEMENTS, [])
     if feed is not None:
@@ -102,30 +119,47 @@ def commit_and_announce(session: Session, feed: ChangeFeed | None) -> None:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on any error."""
-    engine: Engine = request.app.state.engine
-    session = write_session(engine) if request.method in _WRITE_METHODS else read_session(engine)
+    """A read-only session for GET routes; writes go through a UnitOfWork."""
+    session = read_session(request.app.state.engine)
     try:
         yield session
-        commit_and_announce(session, request.app.state.changes)
-    except BaseException:
-        session.rollback()
-        raise
     finally:
+        session.rollback()
         session.close()
 
 
-# scope="function": the commit happens before the response is sent, so a 2xx means stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def run_in_transaction(engine: Engine, feed: ChangeFeed | None, work: Callable[[Session], Any]) -> Any:
-    """Run background or CLI work in one write transaction, the same way requests do."""
+def run_in_transaction(engine: Engine, feed: ChangeFeed | None, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one write transaction and commit it, all in the calling thread."""
     with write_session(engine) as session:
         try:
+            if engine.dialect.name == "postgresql":
+                # A writer stuck behind another fails fast (503, retry) instead of piling up.
+                session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
             result = work(session)
             commit_and_announce(session, feed)
             return result
         except BaseException:
             session.rollback()
             raise
+
+
+class UnitOfWork:
+    """One write transaction per request: the rules, the commit and the announcements run in a
+    single worker-thread call, so a transaction that holds a lock never waits for a thread."""
+
+    def __init__(self, engine: Engine, feed: ChangeFeed | None) -> None:
+        self._engine = engine
+        self._feed = feed
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        return await run_in_threadpool(run_in_transaction, self._engine, self._feed, work)
+
+
+def get_unit_of_work(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.engine, request.app.state.changes)
+
+
+WriteDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]

@@ -127,11 +127,18 @@ def error_payload(path: str, exc: ChatverError, request_id: str | None) -> tuple
 
 
 def error_response(request: Request, exc: ChatverError) -> JSONResponse:
-    body, media_type = error_payload(request.url.path, exc, getattr(request.state, "request_id", None))
-    return JSONResponse(body, status_code=exc.status, headers=dict(exc.headers), media_type=media_type)
+    request_id = getattr(request.state, "request_id", None)
+    body, media_type = error_payload(request.url.path, exc, request_id)
+    headers = dict(exc.headers)
+    if request_id:
+        # 500s are rendered outside the request-id middleware, so the header is set here too.
+        headers["x-request-id"] = request_id
+    return JSONResponse(body, status_code=exc.status, headers=headers, media_type=media_type)
 
 
-_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "none", "dict", "list", "tuple", "set", "bytes", "enum"})
+_TYPE_TAGS = frozenset(
+    {"int", "float", "str", "bool", "none", "dict", "list", "tuple", "set", "bytes", "enum"}
+)
 _TAG_PREFIXES = ("function-", "json-or-python", "constrained-", "lax-", "strict-", "nullable", "union")
 
 

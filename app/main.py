@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -18,8 +19,8 @@ from app.bundles.providers import known_providers
 from app.bundles.router import router as bundles_router
 from app.cache.resolver import ActiveResolver
 from app.changes import ChangeFeed
-from app.db import create_db_engine, run_in_transaction
-from app.errors import Conflict, ServiceUnavailable, add_exception_handlers, error_response
+from app.db import create_db_engine, is_busy, is_unique_violation, run_in_transaction
+from app.errors import ChatverError, Conflict, ServiceUnavailable, add_exception_handlers, error_response
 from app.events.router import router as events_router
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
@@ -38,11 +39,19 @@ logger = logging.getLogger("chatver")
 
 def _bootstrap(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    secret = run_in_transaction(
-        app.state.engine,
-        app.state.changes,
-        lambda s: auth_service.ensure_bootstrap_key(session=s, admin_key=settings.admin_key),
-    )
+
+    def seed() -> str | None:
+        return run_in_transaction(
+            app.state.engine,
+            app.state.changes,
+            lambda s: auth_service.ensure_bootstrap_key(session=s, admin_key=settings.admin_key),
+        )
+
+    try:
+        secret = seed()
+    except IntegrityError:
+        # Another worker or replica seeded the same key at the same moment; it is there now.
+        secret = seed()
     if secret:
         # Printed once, on purpose: there was no key at all, so nobody could manage chatver.
         print(f"chatver: generated the first admin API key (shown once): {secret}", flush=True)
@@ -89,20 +98,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        # Validation runs before every write, so a constraint firing means a concurrent write won.
-        logger.info("integrity conflict on %s: %s", request.url.path, exc.orig)
+        # Rules are checked before every write, so a unique index firing means a concurrent
+        # write got there first. Any other integrity error is a bug and stays a logged 500.
+        if not is_unique_violation(exc):
+            logger.error("integrity error on %s", request.url.path, exc_info=exc)
+            return error_response(request, ChatverError("internal error"))
+        logger.info("unique conflict on %s: %s", request.url.path, exc.orig)
         return error_response(
             request, Conflict("a concurrent change conflicted with this one; reload and retry")
         )
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
-        if "locked" in str(exc.orig).lower():
-            return error_response(
-                request, ServiceUnavailable("the database is busy; retry", headers={"Retry-After": "1"})
-            )
-        logger.exception("database error on %s", request.url.path)
+        if is_busy(exc):
+            busy = ServiceUnavailable("the database is busy; retry", headers={"Retry-After": "1"})
+            return error_response(request, busy)
+        logger.error("database error on %s", request.url.path, exc_info=exc)
         return error_response(request, ServiceUnavailable("the database is unavailable"))
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
+        logger.warning("database pool exhausted on %s", request.url.path)
+        busy = ServiceUnavailable(
+            "too many requests wait for the database; retry", headers={"Retry-After": "1"}
+        )
+        return error_response(request, busy)
 
     for router in (
         health_router,

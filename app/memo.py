@@ -32,7 +32,7 @@ class Memo(Generic[K, V]):
         self._ttl = ttl
         self._max_entries = max_entries
         self._entries: dict[K, tuple[V, float]] = {}
-        self._inflight: dict[tuple[int, K], asyncio.Future[V]] = {}
+        self._inflight: dict[tuple[int, int, K], asyncio.Future[V]] = {}
         self._refreshing: set[K] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._generation = 0
@@ -80,7 +80,9 @@ class Memo(Generic[K, V]):
                 task.add_done_callback(self._tasks.discard)
             return value
         loop = asyncio.get_running_loop()
-        flight = (id(loop), key)  # futures belong to one event loop
+        # Futures belong to one event loop; a request that arrives after an invalidation must
+        # not join a load that started before it, so the generation is part of the key too.
+        flight = (id(loop), self._generation, key)
         pending = self._inflight.get(flight)
         if pending is not None:
             return await asyncio.shield(pending)

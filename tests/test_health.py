@@ -63,3 +63,21 @@ class TestUnknownRoutes:
         response = client.put("/api/keys", headers=admin)
         assert response.status_code == 405
         assert response.json()["status"] == 405
+
+
+class TestServerErrors:
+    def test_an_unexpected_error_is_a_500_problem_with_the_request_id(
+        self, app: object, client: TestClient
+    ) -> None:
+        from app.errors import ChatverError  # noqa: F401
+
+        @app.get("/api/boom")  # type: ignore[attr-defined]
+        def boom() -> None:
+            raise RuntimeError("kaboom")
+
+        response = client.get("/api/boom", headers={"x-request-id": "trace-500"})
+        assert response.status_code == 500
+        assert response.headers["x-request-id"] == "trace-500"
+        assert response.json()["request_id"] == "trace-500"
+        assert "kaboom" not in response.text
+        assert response.headers["content-type"] == "application/problem+json"

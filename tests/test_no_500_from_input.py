@@ -105,10 +105,26 @@ class TestNoServerErrorFromInput:
         query = quote(raw_query.encode("utf-8", "surrogatepass"), safe="")
         runtime = seeded.keys["runtime"]
         for path in (
-            f"/api/bundles/{segment}/active?stage={query}&subject={query}",
+            f"/api/bundles/{segment}",
+            f"/api/bundles/{segment}/active",
+            f"/api/bundles/{segment}/history",
+            f"/api/bundles/{segment}/versions",
             f"/api/bundles/support-bot/versions/{segment}",
-            f"/api/bundles/{segment}/history?limit={query}",
+            f"/api/bundles/support-bot/versions/{segment}/metrics",
+            f"/api/experiments/{segment}",
+            f"/api/bundles/support-bot/active?subject={query}",
+            f"/api/bundles/support-bot/active?stage={query}",
+            f"/api/bundles/support-bot/history?limit={query}",
             f"/api/bundles/support-bot/diff?from={query}&to={segment}",
             f"/api/bundles/support-bot/compare?versions={query}",
+            f"/api/bundles/support-bot/versions/1/metrics?since={query}",
         ):
             assert_client_error_or_success(seeded.client.get(path, headers=runtime))
+        for path in (f"/api/keys/{segment}", f"/api/experiments/{segment}/start"):
+            method = "DELETE" if path.startswith("/api/keys") else "POST"
+            assert_client_error_or_success(seeded.client.request(method, path, headers=seeded.keys["admin"]))
+        assert_client_error_or_success(
+            seeded.client.post(
+                f"/api/bundles/{segment}/rollback", json={"reason": "x"}, headers=seeded.keys["admin"]
+            )
+        )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from app.auth import service
 from app.auth.deps import AdminKey
 from app.auth.models import ApiKey, Role
-from app.db import SessionDep
+from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
 from app.schemas import RequestModel
 
 router = APIRouter(prefix="/api/keys", tags=["keys"])
+
+KeyId = Annotated[str, Path(pattern=r"^key_[0-9a-f]{16}$", description="e.g. key_1a2b3c4d5e6f7a8b")]
 
 
 class KeyCreate(RequestModel):
@@ -49,11 +52,14 @@ def _public(key: ApiKey) -> KeyPublic:
 
 
 @router.post("", status_code=201)
-def create_key(body: KeyCreate, session: SessionDep, admin: AdminKey) -> KeyCreated:
-    key, secret = service.issue_key(
-        session=session, name=body.name, role=Role[body.role], created_by=admin.name
-    )
-    return KeyCreated(**_public(key).model_dump(), key=secret)
+async def create_key(body: KeyCreate, uow: WriteDep, admin: AdminKey) -> KeyCreated:
+    def work(session: Session) -> KeyCreated:
+        key, secret = service.issue_key(
+            session=session, name=body.name, role=Role[body.role], created_by=admin.name
+        )
+        return KeyCreated(**_public(key).model_dump(), key=secret)
+
+    return await uow.run(work)
 
 
 @router.get("")
@@ -62,5 +68,5 @@ def list_keys(session: SessionDep, _: AdminKey) -> list[KeyPublic]:
 
 
 @router.delete("/{key_id}")
-def revoke_key(session: SessionDep, _: AdminKey, key_id: str = Path(max_length=40)) -> KeyPublic:
-    return _public(service.revoke_key(session=session, key_id=key_id))
+async def revoke_key(uow: WriteDep, _: AdminKey, key_id: KeyId) -> KeyPublic:
+    return await uow.run(lambda session: _public(service.revoke_key(session=session, key_id=key_id)))

@@ -11,6 +11,7 @@ from app.auth.deps import ApproverKey, EditorKey, RuntimeKey
 from app.bundles import service
 from app.bundles.models import Bundle, Evaluation, Stage, Version
 from app.bundles.schemas import (
+    BUNDLE_NAME,
     MAX_VERSION_NUMBER,
     BundleCreate,
     BundlePublic,
@@ -22,7 +23,7 @@ from app.bundles.schemas import (
     VersionCreate,
     VersionPublic,
 )
-from app.db import SessionDep
+from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
 from app.errors import invalid
 from app.experiments import repository as experiments_repo
@@ -30,7 +31,7 @@ from app.settings import Settings
 
 router = APIRouter(prefix="/api/bundles", tags=["bundles"])
 
-BundleName = Annotated[str, Path(max_length=63, description="bundle name")]
+BundleName = Annotated[str, Path(pattern=BUNDLE_NAME, description="bundle name")]
 VersionSelector = Annotated[str, Path(max_length=80, description="version number, or @semver")]
 VersionNumber = Annotated[int, Query(ge=1, le=MAX_VERSION_NUMBER)]
 
@@ -92,10 +93,12 @@ def _one_bundle(session: Session, name: str) -> BundlePublic:
 
 
 @router.post("", status_code=201)
-def create_bundle(body: BundleCreate, session: SessionDep, _: EditorKey) -> BundlePublic:
-    bundle = service.create_bundle(session=session, body=body)
-    service.bundle_changed(session, bundle.name)
-    return bundle_public(bundle, None, None)
+async def create_bundle(body: BundleCreate, uow: WriteDep, _: EditorKey) -> BundlePublic:
+    def work(session: Session) -> BundlePublic:
+        bundle = service.create_bundle(session=session, body=body)
+        return bundle_public(bundle, None, None)
+
+    return await uow.run(work)
 
 
 @router.get("")
@@ -112,32 +115,42 @@ def get_bundle(name: BundleName, session: SessionDep, _: RuntimeKey) -> BundlePu
 
 
 @router.patch("/{name}")
-def update_bundle(name: BundleName, body: BundleUpdate, session: SessionDep, _: ApproverKey) -> BundlePublic:
-    service.update_bundle(session=session, name=name, body=body)
-    return _one_bundle(session, name)
+async def update_bundle(name: BundleName, body: BundleUpdate, uow: WriteDep, _: ApproverKey) -> BundlePublic:
+    def work(session: Session) -> BundlePublic:
+        service.update_bundle(session=session, name=name, body=body)
+        return _one_bundle(session, name)
+
+    return await uow.run(work)
 
 
 @router.post(
     "/{name}/versions", status_code=201, responses={200: {"description": "same config already published"}}
 )
-def publish_version(
+async def publish_version(
     name: BundleName,
     body: VersionCreate,
-    session: SessionDep,
+    uow: WriteDep,
     author: EditorKey,
     request: Request,
     response: Response,
 ) -> VersionPublic:
     """Publish a version; the same config again returns the existing version with 200."""
     settings: Settings = request.app.state.settings
-    published = service.publish_version(
-        session=session, bundle_name=name, body=body, author=author, settings=settings
-    )
-    if not published.created:
+
+    def work(session: Session) -> tuple[bool, VersionPublic]:
+        published = service.publish_version(
+            session=session, bundle_name=name, body=body, author=author, settings=settings
+        )
+        evaluations = service.evaluations_of(session=session, versions=[published.version])
+        return published.created, version_public(
+            name, published.version, evaluations[published.version.id or 0]
+        )
+
+    created, version = await uow.run(work)
+    if not created:
         response.status_code = 200
-    response.headers["Location"] = f"/api/bundles/{name}/versions/{published.version.number}"
-    evaluations = service.evaluations_of(session=session, versions=[published.version])
-    return version_public(name, published.version, evaluations[published.version.id or 0])
+    response.headers["Location"] = f"/api/bundles/{name}/versions/{version.number}"
+    return version
 
 
 @router.get("/{name}/versions")
@@ -163,15 +176,17 @@ def get_version(
 
 
 @router.post("/{name}/versions/{number}/evaluations", status_code=201)
-def add_evaluation(
-    name: BundleName, number: VersionSelector, body: EvaluationCreate, session: SessionDep, author: EditorKey
+async def add_evaluation(
+    name: BundleName, number: VersionSelector, body: EvaluationCreate, uow: WriteDep, author: EditorKey
 ) -> EvaluationPublic:
-    bundle = service.get_bundle(session=session, name=name)
-    version = service.get_version(
-        session=session, bundle=bundle, selector=service.parse_version_selector(number)
-    )
-    evaluation = service.add_evaluation(session=session, version=version, body=body, author=author)
-    return evaluation_public(name, version, evaluation)
+    def work(session: Session) -> EvaluationPublic:
+        bundle = service.get_bundle(session=session, name=name)
+        selector = service.parse_version_selector(number)
+        version = service.get_version(session=session, bundle=bundle, selector=selector)
+        evaluation = service.add_evaluation(session=session, version=version, body=body, author=author)
+        return evaluation_public(name, version, evaluation)
+
+    return await uow.run(work)
 
 
 @router.get("/{name}/diff")

@@ -34,7 +34,8 @@ class BundleCreate(RequestModel):
 
 class BundleUpdate(RequestModel):
     description: str | None = Field(default=None, max_length=4000)
-    required_approvals: int | None = Field(default=None, ge=0, le=10)
+    # At least one: promotion always needs a second pair of eyes (the four-eyes rule).
+    required_approvals: int | None = Field(default=None, ge=1, le=10)
 
 
 class BundlePublic(BaseModel):
@@ -144,7 +145,6 @@ class VersionPublic(BaseModel):
     author: str
     created_at: str
     evaluations: list[EvaluationPublic] = Field(default_factory=list)
-    approvals: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class FieldChange(BaseModel):

@@ -56,6 +56,7 @@ def create_bundle(*, session: Session, body: BundleCreate) -> Bundle:
             repository.add(session, bundle)
     except IntegrityError:
         raise Conflict(f"bundle {body.name!r} already exists", type_="bundle-exists") from None
+    bundle_changed(session, bundle.name)  # replicas may have cached "no such bundle"
     return bundle
 
 
@@ -218,6 +219,7 @@ def publish_version(
     )
     session.add(bundle)
     repository.add(session, version)
+    bundle_changed(session, bundle.name)  # replicas may have cached "no such version"
     return Published(version, created=True)
 
 
@@ -300,19 +302,28 @@ def _config_fields(version: Version) -> dict[str, Any]:
 def config_changes(old: Version, new: Version) -> list[dict[str, Any]]:
     """Field-level changes between two versions' configs, as dotted paths."""
     before, after = _config_fields(old), _config_fields(new)
-    changes = [
-        {"field": field, "from": before.get(field), "to": after.get(field)}
-        for field in dict.fromkeys([*before, *after])
-        if before.get(field, _MISSING) != after.get(field, _MISSING)
-    ]
-    return [c for c in changes if not _empty_container_change(c)]
+    changes: list[dict[str, Any]] = []
+    for field in dict.fromkeys([*before, *after]):
+        old, new = before.get(field, _MISSING), after.get(field, _MISSING)
+        if old == new or _placeholder(field, old, new, before, after):
+            continue
+        changes.append(
+            {"field": field, "from": None if old is _MISSING else old, "to": None if new is _MISSING else new}
+        )
+    return changes
 
 
 _MISSING = object()
 
 
-def _empty_container_change(change: dict[str, Any]) -> bool:
-    return change["from"] in ({}, None) and change["to"] in ({}, None)
+def _placeholder(field: str, old: Any, new: Any, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """An empty mapping that only stood for its now-present children (or the reverse): not a change."""
+    nested = field + "."
+    if old == {} and new is _MISSING:
+        return any(key.startswith(nested) for key in after)
+    if new == {} and old is _MISSING:
+        return any(key.startswith(nested) for key in before)
+    return False
 
 
 def prompt_diff(old: Version, new: Version, bundle_name: str) -> str:

@@ -351,7 +351,9 @@ def _compile(source: str) -> tuple[Template, frozenset[str]]:
         return _ENV.from_string(instrumented), variables
     except TemplateSyntaxError as exc:
         raise invalid("system_prompt", f"line {exc.lineno}: {exc.message}") from None
-    except RecursionError:
+    except (RecursionError, SyntaxError, MemoryError):
+        # Python's own compiler refuses the generated code past ~100 nested blocks or
+        # ~200 chained expressions (SyntaxError/IndentationError), or runs out of stack.
         raise invalid("system_prompt", "template nests too deeply") from None
     except ValueError:  # the lexer refuses integer literals beyond Python's digit limit
         raise invalid("system_prompt", "template has a number literal that is too long") from None

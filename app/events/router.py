@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import RuntimeKey
 from app.bundles import service as bundles
-from app.bundles.schemas import MAX_VERSION_NUMBER
-from app.db import SessionDep, read_session
+from app.bundles.schemas import BUNDLE_NAME, MAX_VERSION_NUMBER
+from app.db import SessionDep, WriteDep, read_session
 from app.errors import FieldError, NotFound, PayloadTooLarge, Unprocessable, invalid, validation_error
 from app.events import service
 from app.events.models import ChatEvent
@@ -48,7 +48,7 @@ async def locate_event(request: Request, request_id: str) -> ChatEvent | None:
 
 @router.post("/api/feedback", status_code=202)
 async def submit_feedback(
-    body: FeedbackCreate, request: Request, session: SessionDep, _: RuntimeKey
+    body: FeedbackCreate, request: Request, uow: WriteDep, _: RuntimeKey
 ) -> dict[str, Any]:
     """Store an outcome for a chat request, attributed to the version that served it."""
     event = await locate_event(request, body.request_id)
@@ -58,7 +58,7 @@ async def submit_feedback(
             type_="unknown-request",
             errors=[FieldError("request_id", "unknown request id")],
         )
-    await run_in_threadpool(service.store_feedback, session=session, body=body, event=event)
+    await uow.run(lambda session: service.store_feedback(session=session, body=body, event=event))
     return {
         "request_id": event.request_id,
         "version_id": event.version_id,
@@ -115,14 +115,14 @@ def _parse_events(payload: Any) -> tuple[list[EventCreate], bool]:
         }
     },
 )
-async def report_events(request: Request, session: SessionDep, _: RuntimeKey) -> Any:
+async def report_events(request: Request, uow: WriteDep, _: RuntimeKey) -> Any:
     """Events of runtimes that call providers themselves; one object or an array of up to 1000."""
     try:
         payload = await request.json()
     except ValueError:
         raise invalid("body", "the body must be JSON") from None
     events, batch = _parse_events(payload)
-    stored = await run_in_threadpool(service.report_events, session=session, events=events, batch=batch)
+    stored = await uow.run(lambda session: service.report_events(session=session, events=events, batch=batch))
     telemetry: Telemetry = request.app.state.telemetry
     for event in stored:
         telemetry.observe(event)
@@ -133,7 +133,7 @@ async def report_events(request: Request, session: SessionDep, _: RuntimeKey) ->
 
 @router.get("/api/bundles/{name}/versions/{number}/metrics")
 def version_metrics(
-    name: Annotated[str, Path(max_length=63)],
+    name: Annotated[str, Path(pattern=BUNDLE_NAME)],
     number: Annotated[int, Path(ge=1, le=MAX_VERSION_NUMBER)],
     session: SessionDep,
     _: RuntimeKey,

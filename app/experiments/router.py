@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
+from sqlmodel import Session
 
 from app.auth.deps import EditorKey, RuntimeKey
 from app.bundles import service as bundles
 from app.bundles.models import Bundle
-from app.db import SessionDep
+from app.bundles.schemas import BUNDLE_NAME
+from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
 from app.experiments import results, service
 from app.experiments.models import Experiment
@@ -17,8 +19,8 @@ from app.experiments.schemas import ExperimentCreate, ExperimentPublic, Experime
 
 router = APIRouter(tags=["experiments"])
 
-BundleName = Annotated[str, Path(max_length=63)]
-ExperimentId = Annotated[str, Path(max_length=40)]
+BundleName = Annotated[str, Path(pattern=BUNDLE_NAME)]
+ExperimentId = Annotated[str, Path(pattern=r"^exp_[0-9a-f]{16}$", description="e.g. exp_1a2b3c4d5e6f7a8b")]
 
 
 def experiment_public(experiment: Experiment, bundle_name: str) -> ExperimentPublic:
@@ -43,19 +45,23 @@ def experiment_public(experiment: Experiment, bundle_name: str) -> ExperimentPub
     )
 
 
-def _public(session: SessionDep, experiment: Experiment) -> ExperimentPublic:
+def _public(session: Session, experiment: Experiment) -> ExperimentPublic:
     bundle = session.get(Bundle, experiment.bundle_id)
     assert bundle is not None
     return experiment_public(experiment, bundle.name)
 
 
 @router.post("/api/bundles/{name}/experiments", status_code=201)
-def create_experiment(
-    name: BundleName, body: ExperimentCreate, session: SessionDep, actor: EditorKey
+async def create_experiment(
+    name: BundleName, body: ExperimentCreate, uow: WriteDep, actor: EditorKey
 ) -> ExperimentPublic:
     """A draft A/B test between versions of one bundle; the first arm is the control."""
-    experiment = service.create_experiment(session=session, bundle_name=name, body=body, actor=actor)
-    return experiment_public(experiment, name)
+
+    def work(session: Session) -> ExperimentPublic:
+        experiment = service.create_experiment(session=session, bundle_name=name, body=body, actor=actor)
+        return experiment_public(experiment, name)
+
+    return await uow.run(work)
 
 
 @router.get("/api/bundles/{name}/experiments")
@@ -70,24 +76,37 @@ def get_experiment(experiment_id: ExperimentId, session: SessionDep, _: RuntimeK
 
 
 @router.post("/api/experiments/{experiment_id}/start")
-def start_experiment(experiment_id: ExperimentId, session: SessionDep, _: EditorKey) -> ExperimentPublic:
-    return _public(session, service.start_experiment(session=session, experiment_id=experiment_id))
+async def start_experiment(experiment_id: ExperimentId, uow: WriteDep, _: EditorKey) -> ExperimentPublic:
+    return await uow.run(
+        lambda session: _public(
+            session, service.start_experiment(session=session, experiment_id=experiment_id)
+        )
+    )
 
 
 @router.post("/api/experiments/{experiment_id}/pause")
-def pause_experiment(experiment_id: ExperimentId, session: SessionDep, _: EditorKey) -> ExperimentPublic:
-    return _public(session, service.pause_experiment(session=session, experiment_id=experiment_id))
+async def pause_experiment(experiment_id: ExperimentId, uow: WriteDep, _: EditorKey) -> ExperimentPublic:
+    return await uow.run(
+        lambda session: _public(
+            session, service.pause_experiment(session=session, experiment_id=experiment_id)
+        )
+    )
 
 
 @router.post("/api/experiments/{experiment_id}/stop")
-def stop_experiment(
-    experiment_id: ExperimentId, session: SessionDep, actor: EditorKey, body: ExperimentStop | None = None
+async def stop_experiment(
+    experiment_id: ExperimentId, uow: WriteDep, actor: EditorKey, body: ExperimentStop | None = None
 ) -> ExperimentPublic:
     """Stop; ``promote: true`` (approver) sends the winner through the production gate."""
-    experiment = service.stop_experiment(
-        session=session, experiment_id=experiment_id, body=body or ExperimentStop(), actor=actor
-    )
-    return _public(session, experiment)
+    stop = body or ExperimentStop()
+
+    def work(session: Session) -> ExperimentPublic:
+        experiment = service.stop_experiment(
+            session=session, experiment_id=experiment_id, body=stop, actor=actor
+        )
+        return _public(session, experiment)
+
+    return await uow.run(work)
 
 
 @router.get("/api/experiments/{experiment_id}/results")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field, StringConstraints
+from sqlmodel import Session
 
 from app.auth.deps import ApproverKey, EditorKey, RuntimeKey
 from app.bundles import service as bundles
 from app.bundles.models import Stage
-from app.bundles.schemas import MAX_VERSION_NUMBER
-from app.db import SessionDep
+from app.bundles.schemas import BUNDLE_NAME, MAX_VERSION_NUMBER
+from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
 from app.lifecycle import service
 from app.lifecycle.models import Approval, Transition
@@ -19,7 +20,7 @@ from app.schemas import RequestModel
 
 router = APIRouter(prefix="/api/bundles", tags=["lifecycle"])
 
-BundleName = Annotated[str, Path(max_length=63)]
+BundleName = Annotated[str, Path(pattern=BUNDLE_NAME)]
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION_NUMBER)]
 ProductionNumber = Annotated[int | None, Field(ge=1, le=MAX_VERSION_NUMBER)]
 
@@ -35,7 +36,7 @@ class ApprovalRequest(RequestModel):
 
 
 class RollbackRequest(RequestModel):
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
     to: int | None = Field(default=None, ge=1, le=MAX_VERSION_NUMBER)
     expected_production: ProductionNumber = None
 
@@ -93,34 +94,43 @@ def _expected(body: TransitionRequest | RollbackRequest) -> int | service.Unset 
 
 
 @router.post("/{name}/versions/{number}/transitions")
-def transition_version(
-    name: BundleName, number: VersionNumber, body: TransitionRequest, session: SessionDep, actor: EditorKey
+async def transition_version(
+    name: BundleName, number: VersionNumber, body: TransitionRequest, uow: WriteDep, actor: EditorKey
 ) -> TransitionPublic:
     """Move a version between stages; production needs an approver and enough approvals."""
-    record = service.transition_version(
-        session=session,
-        bundle_name=name,
-        number=number,
-        to=body.to,
-        reason=body.reason,
-        actor=actor,
-        expected_production=_expected(body),
-    )
-    return transition_public(record)
+
+    def work(session: Session) -> TransitionPublic:
+        record = service.transition_version(
+            session=session,
+            bundle_name=name,
+            number=number,
+            to=body.to,
+            reason=body.reason,
+            actor=actor,
+            expected_production=_expected(body),
+        )
+        return transition_public(record)
+
+    return await uow.run(work)
 
 
 @router.post("/{name}/versions/{number}/approvals", status_code=201)
-def approve_version(
+async def approve_version(
     name: BundleName,
     number: VersionNumber,
-    session: SessionDep,
+    uow: WriteDep,
     actor: ApproverKey,
     body: ApprovalRequest | None = None,
 ) -> ApprovalPublic:
-    approval = service.approve_version(
-        session=session, bundle_name=name, number=number, comment=(body.comment if body else ""), actor=actor
-    )
-    return approval_public(bundles.version_id(name, number), approval)
+    comment = body.comment if body else ""
+
+    def work(session: Session) -> ApprovalPublic:
+        approval = service.approve_version(
+            session=session, bundle_name=name, number=number, comment=comment, actor=actor
+        )
+        return approval_public(bundles.version_id(name, number), approval)
+
+    return await uow.run(work)
 
 
 @router.get("/{name}/versions/{number}/approvals")
@@ -134,23 +144,27 @@ def list_approvals(
 
 
 @router.post("/{name}/rollback")
-def rollback(
-    name: BundleName, body: RollbackRequest, session: SessionDep, actor: ApproverKey
+async def rollback(
+    name: BundleName, body: RollbackRequest, uow: WriteDep, actor: ApproverKey
 ) -> RollbackPublic:
     """Emergency path: production goes back at once; a reason is required, approvals are not."""
-    result = service.rollback(
-        session=session,
-        bundle_name=name,
-        to=body.to,
-        reason=body.reason,
-        actor=actor.name,
-        expected_production=_expected(body),
-    )
-    return RollbackPublic(
-        from_=bundles.version_id(name, result.demoted.number),
-        to=bundles.version_id(name, result.restored.number),
-        transition=transition_public(result.transition),
-    )
+
+    def work(session: Session) -> RollbackPublic:
+        result = service.rollback(
+            session=session,
+            bundle_name=name,
+            to=body.to,
+            reason=body.reason,
+            actor=actor.name,
+            expected_production=_expected(body),
+        )
+        return RollbackPublic(
+            from_=bundles.version_id(name, result.demoted.number),
+            to=bundles.version_id(name, result.restored.number),
+            transition=transition_public(result.transition),
+        )
+
+    return await uow.run(work)
 
 
 @router.get("/{name}/history")
@@ -158,16 +172,18 @@ def history(
     name: BundleName,
     session: SessionDep,
     _: RuntimeKey,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     before: Annotated[
         int | None, Query(ge=1, le=2**62, description="page: records older than this id")
     ] = None,
 ) -> list[TransitionPublic]:
+    """Transition records, newest first; a full page says where the next one starts."""
     bundle = bundles.get_bundle(session=session, name=name)
-    return [
-        transition_public(r)
-        for r in service.history(session=session, bundle=bundle, limit=limit, before_id=before)
-    ]
-
-
-__all__: list[Any] = ["router"]
+    records = service.history(session=session, bundle=bundle, limit=limit, before_id=before)
+    if len(records) == limit and records[-1].id is not None:
+        response.headers["x-chatver-next-before"] = str(records[-1].id)
+        response.headers["Link"] = (
+            f'</api/bundles/{name}/history?limit={limit}&before={records[-1].id}>; rel="next"'
+        )
+    return [transition_public(r) for r in records]

@@ -56,6 +56,7 @@ def _record(
     session.add(version)
     # Flush each move on its own so the one-production index is never violated in between.
     repository.add(session, record)
+    bundles.bundle_changed(session, bundle.name)  # every stage move can change what serves
     return record
 
 
@@ -142,7 +143,6 @@ def _promote(
         actor=actor.name,
         reason=reason,
     )
-    bundles.bundle_changed(session, bundle.name)
     return record
 
 
@@ -211,7 +211,6 @@ def rollback(
         session, bundle=bundle, version=target, to=Stage.production, kind=kind, actor=actor, reason=reason
     )
     experiments_repo.stop_active_for_bundle(session, bundle.id or 0, f"rollback: {reason}")
-    bundles.bundle_changed(session, bundle.name)
     return Rollback(demoted=current, restored=target, transition=record)
 
 

@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field
 
 from app.auth.deps import RuntimeKey
 from app.bundles.models import Stage
-from app.bundles.schemas import MAX_VERSION_NUMBER
+from app.bundles.schemas import BUNDLE_NAME, MAX_VERSION_NUMBER
 from app.bundles.templating import render_template, resolve_values
 from app.cache.resolver import ActiveResolver, ResolvedVersion, Selector, Served
 from app.schemas import RequestModel
 
 router = APIRouter(prefix="/api/bundles", tags=["runtime"])
 
-BundleName = Annotated[str, Path(max_length=63, description="bundle name")]
+BundleName = Annotated[str, Path(pattern=BUNDLE_NAME, description="bundle name")]
 
 
 class RenderRequest(RequestModel):

@@ -72,7 +72,8 @@ class TestKeys:
         assert client.get("/api/bundles", headers=bearer("cv_not_a_key")).status_code == 401
 
     def test_revoking_an_unknown_key_is_404(self, client: TestClient, admin: dict[str, str]) -> None:
-        assert client.delete("/api/keys/key_nope", headers=admin).status_code == 404
+        assert client.delete("/api/keys/key_0000000000000000", headers=admin).status_code == 404
+        assert client.delete("/api/keys/key_nope", headers=admin).status_code == 422
 
 
 class TestBootstrap:
@@ -102,7 +103,8 @@ class TestEveryRouteIsGuarded:
                 url = (
                     path.replace("{name}", "support-bot")
                     .replace("{number}", "1")
-                    .replace("{key_id}", "key_x")
+                    .replace("{key_id}", "key_0000000000000000")
+                    .replace("{experiment_id}", "exp_0000000000000000")
                 )
                 response = client.request(method, url, json={})
                 assert response.status_code == 401, f"{method} {path} answered {response.status_code}"

@@ -225,3 +225,26 @@ class TestDiffAndCompare:
         response = client.get("/api/bundles/support-bot/compare?versions=1,x", headers=api.keys["runtime"])
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "versions"
+
+
+class TestDiffEdgeCases:
+    def test_adding_a_variable_without_settings_is_a_change(self, api: Api) -> None:
+        api.create_bundle()
+        api.publish(system_prompt="Hi", variables={})
+        api.publish(system_prompt="Hi", variables={"x": {}})
+        api.publish(system_prompt="Hi", variables={"x": {"default": None}})
+        first = api.client.get(
+            "/api/bundles/support-bot/diff?from=1&to=2", headers=api.keys["runtime"]
+        ).json()
+        assert [c["field"] for c in first["changes"]] == ["variables.x"]
+        second = api.client.get(
+            "/api/bundles/support-bot/diff?from=2&to=3", headers=api.keys["runtime"]
+        ).json()
+        assert [c["field"] for c in second["changes"]] == ["variables.x.default"]
+
+    def test_adding_a_checkpoint_lists_its_fields(self, api: Api) -> None:
+        api.create_bundle()
+        api.publish()
+        api.publish(checkpoint={"ref": "ft:gpt-4o-mini:acme::1"})
+        diff = api.client.get("/api/bundles/support-bot/diff?from=1&to=2", headers=api.keys["runtime"]).json()
+        assert diff["changes"] == [{"field": "checkpoint.ref", "from": None, "to": "ft:gpt-4o-mini:acme::1"}]

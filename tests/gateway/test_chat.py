@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 
 import httpx
 import openai
@@ -256,3 +258,28 @@ class TestModels:
         assert body["object"] == "list"
         assert [m["id"] for m in body["data"]] == ["sales-bot", "support-bot"]
         assert all(m["owned_by"] == "chatver" and isinstance(m["created"], int) for m in body["data"])
+
+
+class TestOutboundSafety:
+    def test_a_version_whose_api_base_is_no_longer_allowed_is_not_called(
+        self, live: Api, upstream: respx.MockRouter, app: Any
+    ) -> None:
+        route = upstream.post(UPSTREAM).mock(return_value=ok())
+        app.state.settings.__dict__["allowed_api_base_set"] = frozenset()  # the operator narrowed the list
+        response = chat(live)
+        assert response.status_code == 502
+        assert "no longer allowed" in response.json()["error"]["message"]
+        assert not route.called
+
+    def test_provider_keys_never_reach_logs_or_responses(
+        self, live: Api, upstream: respx.MockRouter, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        upstream.post(UPSTREAM).mock(return_value=httpx.Response(401, json={"error": {"message": "bad key"}}))
+        response = chat(live)
+        assert response.status_code == 502
+        secret = "sk-test-not-a-real-key-0000"
+        assert secret not in response.text
+        assert secret not in caplog.text
+        sent_headers = upstream.calls.last.request.headers
+        assert sent_headers["authorization"] == f"Bearer {secret}"  # from the server's environment

@@ -266,3 +266,36 @@ class TestHistory:
             engine.dispose()
         history = bundle.client.get("/api/bundles/support-bot/history", headers=bundle.keys["runtime"]).json()
         assert history[0]["reason"] == ""
+
+
+class TestHistoryPages:
+    def test_a_full_page_points_at_the_next_one(self, bundle: Api) -> None:
+        bundle.publish()
+        for stage in ("staging", "validation", "staging", "validation"):
+            bundle.move(1, stage)
+        first = bundle.client.get("/api/bundles/support-bot/history?limit=3", headers=bundle.keys["runtime"])
+        assert len(first.json()) == 3
+        cursor = first.headers["x-chatver-next-before"]
+        rest = bundle.client.get(
+            f"/api/bundles/support-bot/history?limit=3&before={cursor}", headers=bundle.keys["runtime"]
+        )
+        assert len(rest.json()) == 1 and "x-chatver-next-before" not in rest.headers
+        assert [r["id"] for r in first.json() + rest.json()] == sorted(
+            [r["id"] for r in first.json() + rest.json()], reverse=True
+        )
+
+
+class TestFourEyes:
+    def test_required_approvals_cannot_be_set_below_one(self, bundle: Api) -> None:
+        response = bundle.client.patch(
+            "/api/bundles/support-bot", json={"required_approvals": 0}, headers=bundle.keys["approver"]
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "required_approvals"
+
+    def test_whitespace_reason_is_not_a_reason(self, bundle: Api) -> None:
+        response = bundle.client.post(
+            "/api/bundles/support-bot/rollback", json={"reason": "   "}, headers=bundle.keys["approver"]
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "reason"

@@ -124,3 +124,35 @@ class TestParallelLifecycle:
         codes = Counter(r.status_code for r in responses)
         assert codes == {201: 1, 200: THREADS - 1}, codes
         assert {r.json()["version_id"] for r in responses} == {"support-bot@1"}
+
+
+class TestBurstsLargerThanTheThreadPool:
+    def test_a_hundred_parallel_writes_to_one_bundle_all_complete(self, api: Api, server_url: str) -> None:
+        api.create_bundle()
+        api.publish()
+        requests: list[tuple[str, dict[str, Any]]] = []
+        for i in range(100):
+            if i % 3 == 0:
+                requests.append(
+                    (
+                        "/api/bundles/support-bot/versions",
+                        {"model": "openai/gpt-4o-mini", "system_prompt": f"Prompt {i}"},
+                    )
+                )
+            elif i % 3 == 1:
+                requests.append(
+                    ("/api/bundles/support-bot/versions/1/evaluations", {"metrics": {"acc": i / 100}})
+                )
+            else:
+                requests.append(
+                    (
+                        "/api/bundles/support-bot/versions/1/transitions",
+                        {"to": "staging" if i % 2 else "archived"},
+                    )
+                )
+        responses = _fire(server_url, requests, api.keys["editor"])
+        codes = Counter(r.status_code for r in responses)
+        assert set(codes) <= {200, 201, 409}, codes  # 409: a stage move that lost its race
+        assert codes[201] >= 67, codes
+        versions = api.client.get("/api/bundles/support-bot/versions", headers=api.keys["runtime"]).json()
+        assert len(versions) == 1 + 34

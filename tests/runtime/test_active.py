@@ -110,3 +110,33 @@ class TestRender:
             "/api/bundles/support-bot/render", json={"version": 2}, headers=live.keys["runtime"]
         )
         assert response.json()["system_prompt"] == "Hello you"
+
+
+class TestCacheFollowsWrites:
+    def test_a_staging_move_is_visible_even_after_a_cached_404(self, api: Api) -> None:
+        api.create_bundle()
+        api.publish()
+        assert (
+            api.client.get(
+                "/api/bundles/support-bot/active?stage=staging", headers=api.keys["runtime"]
+            ).status_code
+            == 404
+        )
+        api.move(1, "staging")
+        response = api.client.get(
+            "/api/bundles/support-bot/active?stage=staging", headers=api.keys["runtime"]
+        )
+        assert response.json()["version_id"] == "support-bot@1"
+
+    def test_a_new_version_is_renderable_after_a_cached_404(self, api: Api) -> None:
+        api.create_bundle()
+        api.publish()
+        missing = api.client.post(
+            "/api/bundles/support-bot/render", json={"version": 2}, headers=api.keys["runtime"]
+        )
+        assert missing.status_code == 404
+        api.publish(system_prompt="Hello", variables={})
+        found = api.client.post(
+            "/api/bundles/support-bot/render", json={"version": 2}, headers=api.keys["runtime"]
+        )
+        assert found.json()["system_prompt"] == "Hello"

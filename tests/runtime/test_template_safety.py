@@ -88,3 +88,32 @@ class TestTemplateInjection:
         )
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "system_prompt"
+
+
+class TestDeeplyNestedTemplates:
+    @pytest.mark.parametrize(
+        "template",
+        [
+            "{{ x" + " + x" * 200 + " }}",
+            "{{ x" + "|upper" * 201 + " }}",
+            "{% if x %}" * 100 + "y" + "{% endif %}" * 100,
+            "{% macro m() %}{{ caller() }}{% endmacro %}"
+            + "{% call m() %}" * 99
+            + "z"
+            + "{% endcall %}" * 99,
+            "{{ " + "(" * 300 + "x" + ")" * 300 + " }}",
+        ],
+        ids=["long-sum", "long-filter-chain", "nested-ifs", "nested-calls", "nested-parens"],
+    )
+    def test_is_a_422_not_a_500(self, bundle: Api, template: str) -> None:
+        response = bundle.client.post(
+            "/api/bundles/support-bot/versions",
+            json={
+                "model": "openai/gpt-4o-mini",
+                "system_prompt": template,
+                "variables": {"x": {"default": "v"}},
+            },
+            headers=bundle.keys["editor"],
+        )
+        assert response.status_code in {201, 422}, response.text
+        assert bundle.versions_count() == (1 if response.status_code == 201 else 0)
