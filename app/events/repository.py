@@ -67,7 +67,7 @@ def upsert_outcome(
 def version_event_totals(session: Session, version_id: str, since: datetime | None) -> dict[str, Any]:
     query = sa_select(
         func.count(),
-        func.sum(case((col(ChatEvent.status) != "ok", 1), else_=0)),
+        func.sum(case((col(ChatEvent.status) == "error", 1), else_=0)),
         func.sum(col(ChatEvent.prompt_tokens)),
         func.sum(col(ChatEvent.completion_tokens)),
         func.sum(col(ChatEvent.cost)),
@@ -122,7 +122,7 @@ def experiment_arm_totals(session: Session, experiment_id: str, version_id: str)
     query = select(
         func.count(),
         func.count(distinct(col(ChatEvent.subject))),
-        func.sum(case((col(ChatEvent.status) != "ok", 1), else_=0)),
+        func.sum(case((col(ChatEvent.status) == "error", 1), else_=0)),
         func.sum(col(ChatEvent.cost)),
     ).where(ChatEvent.experiment_id == experiment_id, ChatEvent.version_id == version_id)
     requests, subjects, errors, cost = session.exec(query).one()

@@ -19,6 +19,9 @@ class Telemetry:
         r = self.registry
         self.requests = Counter("chatver_requests", "Chat requests by serving version", LABELS, registry=r)
         self.errors = Counter("chatver_errors", "Failed chat requests", (*LABELS, "error"), registry=r)
+        self.cancelled = Counter(
+            "chatver_cancelled", "Streams the client abandoned (not counted as errors)", LABELS, registry=r
+        )
         self.latency = Histogram(
             "chatver_latency_seconds", "End-to-end latency", LABELS, buckets=LATENCY_BUCKETS, registry=r
         )
@@ -41,8 +44,10 @@ class Telemetry:
     def observe(self, event: ChatEvent) -> None:
         labels = (event.bundle, event.version_id)
         self.requests.labels(*labels).inc()
-        if event.status != "ok":
-            self.errors.labels(*labels, event.error or event.status).inc()
+        if event.status == "error":
+            self.errors.labels(*labels, event.error or "error").inc()
+        elif event.status == "cancelled":
+            self.cancelled.labels(*labels).inc()
         if event.latency_ms is not None:
             self.latency.labels(*labels).observe(event.latency_ms / 1000)
         if event.ttft_ms is not None:
