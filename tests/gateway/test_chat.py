@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from tests.conftest import Api
-from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, completion, metrics_of, ok, sent, sse
+from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, completion, flush_events, metrics_of, ok, sent, sse
 
 
 class TestNonStreaming:
@@ -283,3 +283,33 @@ class TestOutboundSafety:
         assert secret not in caplog.text
         sent_headers = upstream.calls.last.request.headers
         assert sent_headers["authorization"] == f"Bearer {secret}"  # from the server's environment
+
+
+class TestCheckpoints:
+    def test_a_fine_tuned_checkpoint_is_the_model_called(self, api: Api, upstream: respx.MockRouter) -> None:
+        api.create_bundle()
+        api.publish(
+            params=GATEWAY_PARAMS,
+            checkpoint={"ref": "ft:gpt-4o-mini-2024-07-18:acme::9xYz", "base_model": "openai/gpt-4o-mini"},
+        )
+        api.to_production(1)
+        route = upstream.post(UPSTREAM).mock(return_value=ok())
+        assert chat(api).status_code == 200
+        assert sent(route.calls.last)["model"] == "ft:gpt-4o-mini-2024-07-18:acme::9xYz"
+
+
+class TestMetricsWindow:
+    def test_since_limits_the_metrics_to_recent_events(self, live: Api, upstream: respx.MockRouter) -> None:
+        upstream.post(UPSTREAM).mock(return_value=ok())
+        chat(live)
+        flush_events(live)
+        everything = live.client.get(
+            "/api/bundles/support-bot/versions/1/metrics?since=2000-01-01T00:00:00Z",
+            headers=live.keys["runtime"],
+        ).json()
+        future = live.client.get(
+            "/api/bundles/support-bot/versions/1/metrics?since=2999-01-01T00:00:00Z",
+            headers=live.keys["runtime"],
+        ).json()
+        assert (everything["requests"], future["requests"]) == (1, 0)
+        assert everything["since"] == "2000-01-01T00:00:00Z"
