@@ -119,16 +119,34 @@ def outcome_stats(
 
 
 def experiment_arm_totals(session: Session, experiment_id: str, version_id: str) -> dict[str, Any]:
-    query = select(
+    """Exposure and per-request sums (with squares, for variances) of one arm."""
+    latency, cost, ttft = col(ChatEvent.latency_ms), col(ChatEvent.cost), col(ChatEvent.ttft_ms)
+    query = sa_select(
         func.count(),
         func.count(distinct(col(ChatEvent.subject))),
         func.sum(case((col(ChatEvent.status) == "error", 1), else_=0)),
-        func.sum(col(ChatEvent.cost)),
-    ).where(ChatEvent.experiment_id == experiment_id, ChatEvent.version_id == version_id)
-    requests, subjects, errors, cost = session.exec(query).one()
+        func.count(latency),
+        func.sum(latency),
+        func.sum(latency * latency),
+        func.sum(func.coalesce(cost, 0.0)),
+        func.sum(func.coalesce(cost, 0.0) * func.coalesce(cost, 0.0)),
+        func.count(ttft),
+        func.sum(ttft),
+        func.sum(ttft * ttft),
+    ).where(col(ChatEvent.experiment_id) == experiment_id, col(ChatEvent.version_id) == version_id)
+    row = session.execute(query).one()
+    requests, subjects, errors, timed, latency_sum, latency_squares, cost_sum, cost_squares = row[:8]
+    streamed, ttft_sum, ttft_squares = row[8:]
     return {
         "requests": int(requests or 0),
         "subjects": int(subjects or 0),
         "errors": int(errors or 0),
-        "cost": float(cost or 0.0),
+        "timed": int(timed or 0),
+        "latency_sum": float(latency_sum or 0.0),
+        "latency_squares": float(latency_squares or 0.0),
+        "cost": float(cost_sum or 0.0),
+        "cost_squares": float(cost_squares or 0.0),
+        "streamed": int(streamed or 0),
+        "ttft_sum": float(ttft_sum or 0.0),
+        "ttft_squares": float(ttft_squares or 0.0),
     }
