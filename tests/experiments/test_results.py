@@ -124,7 +124,7 @@ class TestThroughTheGateway:
         assert sum(arm["subjects"] for arm in body["arms"]) == 120
         assert sum(arm["metrics"]["thumbs_up"]["n"] for arm in body["arms"]) == 120
         lift = body["arms"][1]["vs_control"]["thumbs_up"]
-        assert lift["lift"] > 1.0 and lift["p_value"] < 0.01
+        assert lift["lift"] > 1.0 and lift["p_value"] < 0.05
         # A fixed-horizon test would already call it; the always-valid interval waits for more data.
         assert not lift["significant"]
         assert body["decision"].startswith("keep collecting: 120 of ~")
