@@ -24,6 +24,7 @@ from app.errors import ChatverError, Conflict, ServiceUnavailable, add_exception
 from app.events.router import router as events_router
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
+from app.experiments.rollout_controller import RolloutController
 from app.experiments.router import router as experiments_router
 from app.gateway.llm import LLMRouter, configure_litellm
 from app.gateway.router import router as gateway_router
@@ -77,9 +78,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = Gateway(
         resolver=app.state.resolver, llm=LLMRouter(settings), writer=writer, settings=settings
     )
+    controller = RolloutController(engine, feed, interval=settings.rollout_check_seconds)
+    app.state.rollouts = controller
+    if settings.rollout_check_seconds > 0:
+        controller.start()
     try:
         yield
     finally:
+        await controller.stop()
         await writer.stop(timeout=settings.shutdown_drain_seconds)
         engine.dispose()
 

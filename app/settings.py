@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     llm_num_retries: int = Field(default=2, ge=0, le=10)
     # "httpx" routes provider calls through httpx (tests mock it with respx); aiohttp is LiteLLM's default.
     llm_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # How often guarded rollouts are checked; 0 turns the controller off (tests drive it directly).
+    rollout_check_seconds: float = Field(default=10.0, ge=0, le=3600)
     event_queue_max: int = Field(default=50_000, ge=100, le=10_000_000)
     shutdown_drain_seconds: float = Field(default=10.0, ge=0, le=600)
 

@@ -96,6 +96,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "admin_key": ADMIN_KEY,
         "allowed_api_bases": ALLOWED_API_BASE,
         "cache_ttl_seconds": 60.0,
+        "rollout_check_seconds": 0,  # tests drive the rollout controller themselves
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -153,7 +153,29 @@ def _serving_plan(session: Session, bundle_name: str) -> ServingPlan:
         if version is not None
         else _Miss(f"{bundle_name} has no version in production", "no-active-version")
     )
-    return ServingPlan(production, _running_experiment(session, bundle_name, bundle.id))
+    experiment = _running_experiment(session, bundle_name, bundle.id) or _running_rollout(
+        session, bundle_name, bundle.id
+    )
+    return ServingPlan(production, experiment)
+
+
+def _running_rollout(session: Session, bundle_name: str, bundle_id: int) -> RunningExperiment | None:
+    """A guarded rollout splits traffic like a two-arm experiment whose weights follow the ramp."""
+    rollout = experiments_repo.running_rollout(session, bundle_id)
+    if rollout is None:
+        return None
+    candidate = repository.get_version(session, bundle_id, rollout.version)
+    baseline = repository.get_version(session, bundle_id, rollout.baseline)
+    if candidate is None or baseline is None:  # pragma: no cover - validated at creation
+        return None
+    percent = float(rollout.steps[rollout.step])
+    # The candidate takes [0, percent): as the ramp grows, everyone already on it stays on it.
+    return RunningExperiment(
+        id=rollout.id,
+        seed=rollout.id,
+        arms=(Arm("candidate", percent), Arm("baseline", max(100.0 - percent, 1e-9))),
+        versions=(ResolvedVersion.of(bundle_name, candidate), ResolvedVersion.of(bundle_name, baseline)),
+    )
 
 
 def _running_experiment(session: Session, bundle_name: str, bundle_id: int) -> RunningExperiment | None:

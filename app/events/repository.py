@@ -150,3 +150,16 @@ def experiment_arm_totals(session: Session, experiment_id: str, version_id: str)
         "ttft_sum": float(ttft_sum or 0.0),
         "ttft_squares": float(ttft_squares or 0.0),
     }
+
+
+def count_events(session: Session, *, experiment_id: str, version_id: str, since: datetime) -> int:
+    query = (
+        sa_select(func.count())
+        .select_from(ChatEvent)
+        .where(
+            col(ChatEvent.experiment_id) == experiment_id,
+            col(ChatEvent.version_id) == version_id,
+            col(ChatEvent.created_at) >= since,
+        )
+    )
+    return int(session.execute(query).scalar_one())

@@ -86,6 +86,10 @@ def start_experiment(*, session: Session, experiment_id: str) -> Experiment:
         return experiment
     if experiment.status == ExperimentStatus.stopped.value:
         raise Conflict(f"experiment {experiment.id} is stopped; create a new one", type_="experiment-stopped")
+    if repository.running_rollout(session, bundle.id or 0) is not None:
+        raise Conflict(
+            f"a guarded rollout is running on {bundle.name}; wait for it to finish", type_="rollout-running"
+        )
     running = repository.running_for_bundle(session, bundle.id or 0)
     if running is not None:
         raise Conflict(

@@ -117,13 +117,7 @@ def _promote(
         raise Forbidden(
             f"promoting to production needs the approver role; key {actor.name!r} is {actor.role.name}"
         )
-    approvals = repository.count_approvals_excluding(session, version.id or 0, version.author_key_id)
-    if approvals < bundle.required_approvals:
-        raise Conflict(
-            f"{bundles.version_id(bundle.name, version.number)} has {approvals} of "
-            f"{bundle.required_approvals} required approval(s) from keys other than its author",
-            type_="approval-required",
-        )
+    check_approvals(session=session, bundle=bundle, version=version)
     if current is not None:
         _record(
             session,
@@ -144,6 +138,30 @@ def _promote(
         reason=reason,
     )
     return record
+
+
+def check_approvals(*, session: Session, bundle: Bundle, version: Version) -> None:
+    """409 unless the version holds enough approvals from keys other than its author."""
+    approvals = repository.count_approvals_excluding(session, version.id or 0, version.author_key_id)
+    if approvals < bundle.required_approvals:
+        raise Conflict(
+            f"{bundles.version_id(bundle.name, version.number)} has {approvals} of "
+            f"{bundle.required_approvals} required approval(s) from keys other than its author",
+            type_="approval-required",
+        )
+
+
+def record_auto_rollback(*, session: Session, bundle: Bundle, version: Version, reason: str) -> Transition:
+    """A guarded rollout failed: its version goes back to staging, recorded as an auto-rollback."""
+    return _record(
+        session,
+        bundle=bundle,
+        version=version,
+        to=Stage.staging,
+        kind=TransitionKind.auto_rollback,
+        actor="system",
+        reason=reason,
+    )
 
 
 def approve_version(
@@ -211,6 +229,7 @@ def rollback(
         session, bundle=bundle, version=target, to=Stage.production, kind=kind, actor=actor, reason=reason
     )
     experiments_repo.stop_active_for_bundle(session, bundle.id or 0, f"rollback: {reason}")
+    experiments_repo.stop_running_rollouts(session, bundle.id or 0, f"rollback: {reason}")
     return Rollback(demoted=current, restored=target, transition=record)
 
 

@@ -74,5 +74,5 @@ class TestActiveHotPath:
                 for _ in range(20)
             }
         assert versions == {"support-bot@2"}
-        # One reload: the bundle, its production version and its running experiment, once.
-        assert 1 <= len(statements) <= 3, statements
+        # One reload: the bundle, its production version, its running experiment and rollout, once.
+        assert 1 <= len(statements) <= 4, statements
