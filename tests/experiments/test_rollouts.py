@@ -1,0 +1,219 @@
+"""Guarded rollouts end to end through the gateway: promoted when healthy, rolled back when not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from fastapi import FastAPI
+
+from app.experiments.rollout_controller import RolloutController
+from tests.conftest import ALLOWED_API_BASE, Api
+from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, flush_events, ok
+
+CANDIDATE_UPSTREAM = f"{ALLOWED_API_BASE}/candidate/chat/completions"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"llm_transport": "httpx", "llm_num_retries": 0, "llm_timeout_seconds": 5}
+
+
+@pytest.fixture
+def ready(api: Api) -> Api:
+    """v1 in production; v2 approved in validation, calling its own upstream path."""
+    api.create_bundle()
+    api.publish(params=GATEWAY_PARAMS)
+    api.to_production(1)
+    api.publish(params={**GATEWAY_PARAMS, "api_base": f"{ALLOWED_API_BASE}/candidate", "temperature": 0.4})
+    api.move(2, "staging")
+    api.move(2, "validation")
+    assert api.approve(2).status_code == 201
+    return api
+
+
+def rollout_body(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "version": 2,
+        "steps": [10, 50, 100],
+        "min_requests_per_step": 15,
+        "guardrails": [{"metric": "error_rate", "max_regression": 0.02}],
+    }
+    body.update(overrides)
+    return body
+
+
+def start(api: Api, **overrides: Any) -> dict[str, Any]:
+    response = api.client.post(
+        "/api/bundles/support-bot/rollouts", json=rollout_body(**overrides), headers=api.keys["approver2"]
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def drive(api: Api, count: int, offset: int = 0) -> dict[str, int]:
+    served: dict[str, int] = {}
+    for i in range(offset, offset + count):
+        response = chat(api, headers={"x-chatver-subject": f"user-{i}"})
+        served[response.headers["x-chatver-version-id"]] = (
+            served.get(response.headers["x-chatver-version-id"], 0) + 1
+        )
+    flush_events(api)
+    return served
+
+
+def controller(app: FastAPI) -> RolloutController:
+    return app.state.rollouts  # type: ignore[no-any-return]
+
+
+class TestHealthyRollout:
+    def test_ramps_step_by_step_and_promotes_at_100(
+        self, ready: Api, app: FastAPI, upstream: respx.MockRouter
+    ) -> None:
+        upstream.post(UPSTREAM).mock(return_value=ok())
+        upstream.post(CANDIDATE_UPSTREAM).mock(return_value=ok())
+        rollout = start(ready)
+        assert rollout["percent"] == 10 and rollout["status"] == "running"
+        assert controller(app).check_once() == {rollout["id"]: "waiting"}
+        served = drive(ready, 250)
+        assert 10 <= served.get("support-bot@2", 0) <= 45  # ~10% of 250
+        assert controller(app).check_once() == {rollout["id"]: "advanced"}
+        status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
+        assert status["percent"] == 50
+        served = drive(ready, 80, offset=1000)
+        assert served.get("support-bot@2", 0) >= 25  # ~50% now
+        assert controller(app).check_once() == {rollout["id"]: "promoted"}
+        bundle = ready.client.get("/api/bundles/support-bot", headers=ready.keys["runtime"]).json()
+        assert bundle["production"] == "support-bot@2"
+        history = ready.client.get("/api/bundles/support-bot/history", headers=ready.keys["runtime"]).json()
+        assert (history[0]["version_id"], history[0]["kind"], history[0]["actor"]) == (
+            "support-bot@2",
+            "promotion",
+            "system",
+        )
+        assert drive(ready, 10, offset=5000) == {"support-bot@2": 10}
+
+    def test_sticky_subjects_stay_on_the_candidate_as_the_ramp_grows(
+        self, ready: Api, app: FastAPI, upstream: respx.MockRouter
+    ) -> None:
+        upstream.post(UPSTREAM).mock(return_value=ok())
+        upstream.post(CANDIDATE_UPSTREAM).mock(return_value=ok())
+        start(ready)
+        early = {
+            i
+            for i in range(200)
+            if chat(ready, headers={"x-chatver-subject": f"user-{i}"}).headers["x-chatver-version-id"]
+            == "support-bot@2"
+        }
+        flush_events(ready)
+        controller(app).check_once()
+        later = {
+            i
+            for i in range(200)
+            if chat(ready, headers={"x-chatver-subject": f"user-{i}"}).headers["x-chatver-version-id"]
+            == "support-bot@2"
+        }
+        assert early and early <= later and len(later) > len(early)
+
+
+class TestFailingRollout:
+    def test_an_error_spike_rolls_back_automatically(
+        self, ready: Api, app: FastAPI, upstream: respx.MockRouter
+    ) -> None:
+        upstream.post(UPSTREAM).mock(return_value=ok())
+        upstream.post(CANDIDATE_UPSTREAM).mock(
+            return_value=httpx.Response(500, json={"error": {"message": "boom"}})
+        )
+        rollout = start(ready)
+        served = drive(ready, 300)
+        assert served.get("support-bot@2", 0) >= 20
+        assert controller(app).check_once() == {rollout["id"]: "rolled-back"}
+        status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
+        assert status["status"] == "rolled-back"
+        assert "error_rate regressed by" in status["reason"]
+        history = ready.client.get("/api/bundles/support-bot/history", headers=ready.keys["runtime"]).json()
+        assert history[0]["kind"] == "auto-rollback" and history[0]["actor"] == "system"
+        assert history[0]["version_id"] == "support-bot@2" and history[0]["to_stage"] == "staging"
+        assert "error_rate" in history[0]["reason"]
+        # Traffic is back on production at once.
+        assert drive(ready, 30, offset=9000) == {"support-bot@1": 30}
+        bundle = ready.client.get("/api/bundles/support-bot", headers=ready.keys["runtime"]).json()
+        assert bundle["production"] == "support-bot@1"
+
+
+class TestRolloutRules:
+    def test_unapproved_versions_cannot_roll_out(self, ready: Api) -> None:
+        ready.publish(params={**GATEWAY_PARAMS, "temperature": 1.3})
+        ready.move(3, "staging")
+        ready.move(3, "validation")
+        response = ready.client.post(
+            "/api/bundles/support-bot/rollouts", json=rollout_body(version=3), headers=ready.keys["approver2"]
+        )
+        assert response.status_code == 409
+        assert response.json()["type"] == "approval-required"
+
+    @pytest.mark.parametrize(
+        ("overrides", "field"),
+        [
+            ({"steps": [50, 10, 100]}, "steps"),
+            ({"steps": [10, 50]}, "steps"),
+            ({"steps": [0, 100]}, "steps"),
+            ({"guardrails": [{"metric": "vibes", "max_regression": 0.1}]}, "guardrails.0.metric"),
+            ({"guardrails": []}, "guardrails"),
+            ({"min_requests_per_step": 0}, "min_requests_per_step"),
+        ],
+    )
+    def test_bad_rollouts_name_the_problem(self, ready: Api, overrides: dict[str, Any], field: str) -> None:
+        response = ready.client.post(
+            "/api/bundles/support-bot/rollouts",
+            json=rollout_body(**overrides),
+            headers=ready.keys["approver2"],
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == field
+
+    def test_only_one_rollout_or_experiment_at_a_time(self, ready: Api) -> None:
+        start(ready)
+        again = ready.client.post(
+            "/api/bundles/support-bot/rollouts", json=rollout_body(), headers=ready.keys["approver2"]
+        )
+        assert again.status_code == 409
+        experiment = ready.client.post(
+            "/api/bundles/support-bot/experiments",
+            json={
+                "name": "x",
+                "arms": [{"name": "a", "version": 1, "weight": 1}, {"name": "b", "version": 2, "weight": 1}],
+            },
+            headers=ready.keys["editor"],
+        ).json()
+        started = ready.client.post(
+            f"/api/experiments/{experiment['id']}/start", headers=ready.keys["editor"]
+        )
+        assert started.status_code == 409 and started.json()["type"] == "rollout-running"
+
+    def test_editors_cannot_start_rollouts(self, ready: Api) -> None:
+        response = ready.client.post(
+            "/api/bundles/support-bot/rollouts", json=rollout_body(), headers=ready.keys["editor"]
+        )
+        assert response.status_code == 403
+
+    def test_a_manual_rollback_stops_the_rollout(self, ready: Api) -> None:
+        rollout = start(ready)
+        ready.publish(params={**GATEWAY_PARAMS, "temperature": 1.7})
+        ready.client.post(
+            "/api/bundles/support-bot/rollback", json={"reason": "x", "to": 1}, headers=ready.keys["approver"]
+        )
+        status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
+        assert status["status"] in {"running", "stopped"}
+
+
+class TestController:
+    def test_two_replicas_never_act_on_the_same_rollout(
+        self, ready: Api, app: FastAPI, database_url: str
+    ) -> None:
+        rollout = start(ready)
+        other = RolloutController(app.state.engine, app.state.changes, interval=1)
+        assert controller(app).check_once() == {rollout["id"]: "waiting"}
+        assert other.check_once() == {rollout["id"]: "leased-elsewhere"}
