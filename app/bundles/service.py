@@ -103,8 +103,30 @@ class Published:
     created: bool
 
 
-def _check_params(params: Mapping[str, Any], settings: Settings) -> None:
+# Providers whose default endpoint is a local server: without an explicit, allow-listed
+# api_base they would call whatever listens on this machine's default port.
+SELF_HOSTED_PROVIDERS = frozenset(
+    {
+        "ollama",
+        "ollama_chat",
+        "vllm",
+        "hosted_vllm",
+        "lm_studio",
+        "llamafile",
+        "xinference",
+        "oobabooga",
+        "triton",
+    }
+)
+
+
+def _check_params(params: Mapping[str, Any], settings: Settings, provider: str) -> None:
     api_base = params.get("api_base")
+    if api_base is None and provider in SELF_HOSTED_PROVIDERS:
+        raise invalid(
+            "params.api_base",
+            f"{provider} runs where you host it: set an api_base allowed by CHATVER_ALLOWED_API_BASES",
+        )
     if api_base is not None:
         try:
             origin = origin_of(api_base)
@@ -119,7 +141,7 @@ def _check_params(params: Mapping[str, Any], settings: Settings) -> None:
         raise invalid("params.mock_response", "mock responses are disabled (CHATVER_ALLOW_MOCK_RESPONSES)")
 
 
-def _check_model(body: VersionCreate) -> None:
+def _check_model(body: VersionCreate) -> str:
     try:
         provider = provider_of(body.model)
     except ValueError as exc:
@@ -138,6 +160,7 @@ def _check_model(body: VersionCreate) -> None:
         ref_provider, slash, _ = body.checkpoint.ref.partition("/")
         if slash and ref_provider in known_providers() and ref_provider != provider:
             raise invalid("checkpoint.ref", f"names provider {ref_provider!r} but model is on {provider!r}")
+    return provider
 
 
 def _normalized_variables(body: VersionCreate) -> dict[str, Any]:
@@ -158,9 +181,9 @@ def _normalized_variables(body: VersionCreate) -> dict[str, Any]:
 
 def build_config(*, body: VersionCreate, settings: Settings) -> dict[str, Any]:
     """Validate a version's config and return it normalized (the digest's input)."""
-    _check_model(body)
+    provider = _check_model(body)
     params = body.params.model_dump(exclude_none=True)
-    _check_params(params, settings)
+    _check_params(params, settings, provider)
     variables = _normalized_variables(body)
     check_template(source=body.system_prompt, declared=variables.keys())
     config = {

@@ -335,7 +335,7 @@ def _utf8_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=4096)  # one entry per live prompt; a miss recompiles on the hot path
 def _compile(source: str) -> tuple[Template, frozenset[str]]:
     """Check and compile once per distinct source; rendering is on the gateway's hot path."""
     size = _utf8_size(source)

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.bundles import repository as bundles_repo
 from app.bundles.models import Bundle, Version
+from app.bundles.schemas import MAX_VERSION_NUMBER
 from app.errors import invalid
 from app.events import repository
 from app.events.aggregates import mean_ci95, percentile, rounded
@@ -51,7 +52,7 @@ def _check_reported(session: Session, events: list[EventCreate], batch: bool) ->
             bundle_cache[name] = bundles_repo.get_bundle(session, name)
         bundle = bundle_cache[name]
         version: Version | None = None
-        if bundle is not None and bundle.id is not None:
+        if bundle is not None and bundle.id is not None and int(number) <= MAX_VERSION_NUMBER:
             version = bundles_repo.get_version(session, bundle.id, int(number))
         if version is None:
             raise invalid(f"{field}version_id", f"no version {event.version_id}")

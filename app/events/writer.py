@@ -14,7 +14,7 @@ import logging
 from collections import deque
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from app.db import write_session
@@ -42,17 +42,24 @@ class EventWriter:
         self._flush_interval = flush_interval
         self._queue: deque[ChatEvent] = deque()
         self._pending: dict[str, ChatEvent] = {}
+        self._inflight: dict[str, ChatEvent] = {}
+        self._stopped = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._writing = asyncio.Lock()  # one batch at a time, whether from the loop or flush()
         self.dropped = 0
 
+    def expect(self, event: ChatEvent) -> None:
+        """Make a call findable by its request id while it is still running (feedback mid-stream)."""
+        self._inflight[event.request_id] = event
+
     def submit(self, event: ChatEvent) -> None:
         """Queue an event for storage; counts it in the metrics at once."""
         try:
+            self._inflight.pop(event.request_id, None)
             self._telemetry.observe(event)
-            if len(self._queue) >= self._max_queue:
+            if self._stopped or len(self._queue) >= self._max_queue:
                 self.dropped += 1
                 self._telemetry.events_dropped.inc()
                 return
@@ -65,8 +72,8 @@ class EventWriter:
             logger.exception("could not queue chat event %s", getattr(event, "request_id", "?"))
 
     def pending(self, request_id: str) -> ChatEvent | None:
-        """An event that is queued but not stored yet."""
-        return self._pending.get(request_id)
+        """An event that is queued but not stored yet, or a call still in progress."""
+        return self._pending.get(request_id) or self._inflight.get(request_id)
 
     @property
     def queued(self) -> int:
@@ -85,6 +92,7 @@ class EventWriter:
             except TimeoutError:
                 logger.error("event writer: %d events not stored at shutdown", len(self._queue))
                 self._task.cancel()
+        self._stopped = True
 
     async def flush(self) -> None:
         """Store everything queued now (tests and shutdown)."""
@@ -105,7 +113,7 @@ class EventWriter:
             if await self._write_batch():
                 backoff = self._flush_interval
             else:
-                if self._stopping and backoff > 5:
+                if self._stopping and backoff >= 5:
                     logger.error(
                         "event writer: database unavailable at shutdown; %d events lost", len(self._queue)
                     )
@@ -139,11 +147,18 @@ class EventWriter:
         try:
             with write_session(self._engine) as session, session.begin():
                 repository.add_events(session, rows)
-        except IntegrityError:
-            # A duplicate request id would poison the whole batch: store the rest one by one.
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: keep the batch and retry it
+        except DBAPIError:
+            # One bad row (a duplicate id, a value the column refuses) would poison the whole
+            # batch forever: store the rest one by one and count what cannot be stored.
             for row in rows:
                 try:
                     with write_session(self._engine) as session, session.begin():
                         repository.add_events(session, [row])
-                except IntegrityError:
-                    logger.error("event writer: duplicate request id %s skipped", row["request_id"])
+                except (OperationalError, InterfaceError):
+                    raise
+                except DBAPIError:
+                    self.dropped += 1
+                    self._telemetry.events_dropped.inc()
+                    logger.error("event writer: event %s refused by the database; dropped", row["request_id"])

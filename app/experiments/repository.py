@@ -52,6 +52,23 @@ def running_by_bundle(session: Session, bundle_ids: list[int]) -> dict[int, str]
     return dict(rows.all())
 
 
+def arm_in_use(session: Session, bundle_id: int, number: int) -> str | None:
+    """The running or paused experiment, or running rollout, that serves this version, if any."""
+    experiments = session.exec(
+        select(Experiment).where(
+            Experiment.bundle_id == bundle_id,
+            col(Experiment.status).in_([ExperimentStatus.running.value, ExperimentStatus.paused.value]),
+        )
+    )
+    for experiment in experiments:
+        if any(int(arm["version"]) == number for arm in experiment.arms):
+            return f"experiment {experiment.id}"
+    rollout = running_rollout(session, bundle_id)
+    if rollout is not None and number in (rollout.version, rollout.baseline):
+        return f"rollout {rollout.id}"
+    return None
+
+
 def stop_active_for_bundle(session: Session, bundle_id: int, reason: str) -> list[Experiment]:
     """Stop every running or paused experiment of a bundle (the rollback path)."""
     stopped = list(

@@ -160,6 +160,9 @@ def evaluate_rollout(*, session: Session, rollout_id: str) -> str:
     rollout.step += 1
     rollout.step_started_at = utcnow()
     if rollout.steps[rollout.step] >= 100:
+        rollout.status = RolloutStatus.promoted.value  # first: the promotion archives the baseline
+        session.add(rollout)
+        session.flush()
         lifecycle.transition_version(
             session=session,
             bundle_name=bundle.name,

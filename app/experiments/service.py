@@ -140,6 +140,13 @@ def stop_experiment(
             raise Forbidden(
                 f"promoting the winner needs the approver role; key {actor.name!r} is {actor.role.name}"
             )
+    experiment.status = ExperimentStatus.stopped.value
+    experiment.stopped_at = utcnow()
+    experiment.winner = body.winner
+    experiment.stop_reason = body.reason
+    session.add(experiment)
+    session.flush()  # stopped first: promoting the winner archives the control, an arm of this experiment
+    if body.promote and body.winner is not None:
         version = bundles.get_version(session=session, bundle=bundle, selector=arms[body.winner])
         if version.stage != Stage.production.value:
             lifecycle.transition_version(
@@ -150,11 +157,6 @@ def stop_experiment(
                 reason=body.reason or f"winner of experiment {experiment.id}",
                 actor=actor,
             )
-    experiment.status = ExperimentStatus.stopped.value
-    experiment.stopped_at = utcnow()
-    experiment.winner = body.winner
-    experiment.stop_reason = body.reason
-    session.add(experiment)
     bundles.bundle_changed(session, bundle.name)
     return experiment
 

@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import litellm
 import litellm.exceptions as llm_errors
+import openai
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from app.bundles.providers import provider_of
 from app.bundles.templating import render_template, resolve_values
 from app.cache.resolver import ActiveResolver, Served
-from app.errors import ChatverError, invalid
+from app.errors import ChatverError, FieldError, Unprocessable, invalid
 from app.events.models import ChatEvent
 from app.events.service import new_request_id
 from app.events.writer import EventWriter
@@ -37,6 +40,50 @@ class UpstreamTimeout(ChatverError):
 
 class UpstreamRejected(ChatverError):
     status, title, type_, openai_type = 400, "Bad Request", "upstream_rejected", "invalid_request_error"
+
+
+# What a provider call can raise: LiteLLM's exceptions all derive from openai.APIError.
+UPSTREAM_ERRORS = (openai.APIError, httpx.HTTPError)
+# Providers that fetch image and file URLs themselves; for the others LiteLLM would fetch
+# them from inside chatver, reaching hosts no allow-list covers.
+FETCHES_OWN_MEDIA = frozenset({"openai", "azure", "azure_ai"})
+MEDIA_PARTS = ("image_url", "file", "input_audio")
+
+
+def _prompt_values(variables: Mapping[str, Any], provided: Mapping[str, Any]) -> dict[str, Any]:
+    """resolve_values, with errors named after the request field a gateway client sends."""
+    try:
+        return resolve_values(variables=variables, provided=provided)
+    except Unprocessable as exc:
+        exc.errors = [
+            FieldError("prompt_" + e.field, e.message) if e.field.startswith("variables.") else e
+            for e in exc.errors
+        ]
+        exc.detail = exc.detail.replace("variables.", "prompt_variables.", 1)
+        raise
+
+
+def _check_media(model: str, messages: list[dict[str, Any]]) -> None:
+    """Refuse remote media URLs that chatver itself would have to download."""
+    if provider_of(model) in FETCHES_OWN_MEDIA:
+        return
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part_index, part in enumerate(content):
+            if not isinstance(part, dict):
+                continue
+            for kind in MEDIA_PARTS:
+                value = part.get(kind)
+                url = (
+                    value.get("url") if isinstance(value, dict) else value if isinstance(value, str) else None
+                )
+                if isinstance(url, str) and not url.startswith("data:"):
+                    raise invalid(
+                        f"messages.{index}.content.{part_index}.{kind}",
+                        "send media inline as a data: URL: chatver does not fetch remote URLs for it",
+                    )
 
 
 def classify(exc: Exception) -> ChatverError:
@@ -108,16 +155,29 @@ class ChatCall:
         )
 
 
+TOKEN_CAPS = frozenset({"max_tokens", "max_completion_tokens"})
+
+
 def merge_params(bundle_params: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
-    """Client params pass through; the bundle's own params win."""
+    """Client params pass through; the bundle's own params win (a bundle's token cap covers both names)."""
     params = {key: value for key, value in body.items() if key in CLIENT_PARAMS}
+    if TOKEN_CAPS & bundle_params.keys():
+        for key in TOKEN_CAPS:
+            params.pop(key, None)
     params.update({key: value for key, value in bundle_params.items() if key not in DEPLOYMENT_PARAMS})
     return params
 
 
+def _count(value: Any) -> int | None:
+    """A token count as the provider reported it, if it is a sane one."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    return None
+
+
 def _usage_of(data: Mapping[str, Any]) -> tuple[int | None, int | None]:
     usage = data.get("usage") or {}
-    return usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
 
 
 def _price(model: str, prompt: int | None, completion: int | None) -> float | None:
@@ -172,9 +232,11 @@ class Gateway:
             request_id=new_request_id(), served=served, subject=subject, stream=body.get("stream", False)
         )
         version = served.version
+        self._writer.expect(call.event())  # feedback can name this request while it still streams
         try:
-            values = resolve_values(variables=version.variables, provided=body.get("prompt_variables") or {})
+            values = _prompt_values(version.variables, body.get("prompt_variables") or {})
             system = render_template(source=version.system_prompt, values=values)
+            _check_media(version.effective_model, body["messages"])
             messages = [{"role": "system", "content": system}, *body["messages"]]
             params = merge_params(version.params, body)
             self._check_outbound(call)
@@ -186,7 +248,7 @@ class Gateway:
             self._record(call)
             exc.headers.update(call.headers())
             raise
-        except Exception as exc:
+        except UPSTREAM_ERRORS as exc:
             error = classify(exc)
             logger.warning(
                 "%s on %s failed upstream: %s", call.request_id, version.version_id, type(exc).__name__
@@ -195,6 +257,11 @@ class Gateway:
             self._record(call)
             error.headers.update(call.headers())
             raise error from exc
+        except Exception:
+            # Our own bug, not the provider's: recorded against the version, then a logged 500.
+            call.error, call.http_status = "internal", 500
+            self._record(call)
+            raise
         if call.stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(

@@ -32,6 +32,18 @@ class Rollback:
     transition: Transition
 
 
+def _check_not_serving(session: Session, bundle: Bundle, version: Version, to: Stage) -> None:
+    """A version an experiment or rollout serves cannot leave the servable stages under it."""
+    if to in {Stage.staging, Stage.validation, Stage.production}:
+        return
+    user = experiments_repo.arm_in_use(session, bundle.id or 0, version.number)
+    if user is not None:
+        raise Conflict(
+            f"{bundles.version_id(bundle.name, version.number)} serves traffic for {user}; stop it first",
+            type_="version-in-use",
+        )
+
+
 def _record(
     session: Session,
     *,
@@ -42,6 +54,8 @@ def _record(
     actor: str,
     reason: str,
 ) -> Transition:
+    if kind in {TransitionKind.transition, TransitionKind.promotion}:
+        _check_not_serving(session, bundle, version, to)
     record = Transition(
         bundle_id=bundle.id or 0,
         version_pk=version.id or 0,
