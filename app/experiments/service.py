@@ -17,6 +17,7 @@ from app.experiments.models import Experiment, ExperimentStatus
 from app.experiments.schemas import ExperimentCreate, ExperimentStop
 from app.lifecycle import service as lifecycle
 
+MIN_ARM_SHARE = 0.01  # an arm with less traffic than this could never gather evidence
 SERVABLE = {Stage.staging.value, Stage.validation.value, Stage.production.value}
 
 
@@ -28,11 +29,23 @@ def _check_arms(session: Session, bundle: Bundle, body: ExperimentCreate) -> Non
     names = [arm.name for arm in body.arms]
     if len(set(names)) != len(names):
         raise invalid("arms", "arm names must be unique")
+    total = sum(arm.weight for arm in body.arms)
+    for index, arm in enumerate(body.arms):
+        if arm.weight / total < MIN_ARM_SHARE:
+            raise invalid(
+                f"arms.{index}.weight",
+                f"gives {arm.name!r} {arm.weight / total:.2%} of traffic; every arm needs at least 1%",
+            )
     numbers = [arm.version for arm in body.arms]
     if len(set(numbers)) != len(numbers):
         raise invalid("arms", "each arm must serve a different version")
     for index, arm in enumerate(body.arms):
-        version = bundles.get_version(session=session, bundle=bundle, selector=arm.version)
+        try:
+            version = bundles.get_version(session=session, bundle=bundle, selector=arm.version)
+        except NotFound:
+            raise invalid(
+                f"arms.{index}.version", f"no version {bundles.version_id(bundle.name, arm.version)}"
+            ) from None
         if version.stage not in SERVABLE:
             raise invalid(
                 f"arms.{index}.version",
