@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -57,6 +59,38 @@ def sse(parts: tuple[str, ...] = ("Hel", "lo", "!"), usage: bool = True) -> str:
             }
         )
     return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+
+class SlowStream(httpx.AsyncByteStream):
+    """An upstream SSE body that trickles out, so a client can act (or leave) halfway."""
+
+    def __init__(self, body: str) -> None:
+        self.parts = [part + "\n\n" for part in body.split("\n\n") if part]
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part.encode()
+            await asyncio.sleep(0.3)
+
+
+def open_slow_stream(api: Api, server_url: str, upstream: Any) -> tuple[httpx.Client, Any]:
+    """Start a streaming chat through a real server whose upstream answers slowly."""
+    upstream.route(host="127.0.0.1", port=int(server_url.rsplit(":", 1)[1])).pass_through()
+    upstream.post(UPSTREAM).mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            stream=SlowStream(sse(parts=tuple("abcdefghij"))),
+            headers={"content-type": "text/event-stream"},
+        )
+    )
+    body = {
+        "model": "support-bot",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "prompt_variables": {"tone": "calm"},
+    }
+    http = httpx.Client(base_url=server_url, timeout=10)
+    return http, http.stream("POST", "/v1/chat/completions", json=body, headers=api.keys["runtime"])
 
 
 def ok(body: dict[str, Any] | None = None) -> httpx.Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from app.experiments.stats import ALPHA, Sample, relative_lift, sequential_halfwidth
 
@@ -26,6 +27,16 @@ TESTED_ON = {
     "cost_per_request": "cost_per_request",
 }
 MIN_SAMPLE = 20
+
+
+def request_samples(totals: dict[str, Any]) -> dict[str, Sample]:
+    """Per-request samples of one arm from its event totals (app.events.repository)."""
+    return {
+        "error_rate": Sample.from_sums(totals["requests"], totals["errors"], totals["errors"]),
+        "latency_ms": Sample.from_sums(totals["timed"], totals["latency_sum"], totals["latency_squares"]),
+        "ttft_ms": Sample.from_sums(totals["streamed"], totals["ttft_sum"], totals["ttft_squares"]),
+        "cost_per_request": Sample.from_sums(totals["requests"], totals["cost"], totals["cost_squares"]),
+    }
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from app.bundles.models import Bundle
 from app.bundles.service import version_id
 from app.events import repository as events_repo
 from app.events.aggregates import percentile, rounded
-from app.experiments.guardrails import TESTED_ON, GuardrailCheck, check_guardrail
+from app.experiments.guardrails import TESTED_ON, GuardrailCheck, check_guardrail, request_samples
 from app.experiments.models import Experiment
 from app.experiments.stats import Lift, Sample, relative_lift, sample_ratio_mismatch, subjects_needed
 
@@ -40,12 +40,7 @@ def _arm_data(session: Session, experiment: Experiment, bundle: Bundle, arm: dic
     served = version_id(bundle.name, int(arm["version"]))
     totals = events_repo.experiment_arm_totals(session, experiment.id, served)
     latencies, _ = events_repo.latencies(session, served, None, experiment_id=experiment.id)
-    samples = {
-        "error_rate": Sample.from_sums(totals["requests"], totals["errors"], totals["errors"]),
-        "latency_ms": Sample.from_sums(totals["timed"], totals["latency_sum"], totals["latency_squares"]),
-        "ttft_ms": Sample.from_sums(totals["streamed"], totals["ttft_sum"], totals["ttft_squares"]),
-        "cost_per_request": Sample.from_sums(totals["requests"], totals["cost"], totals["cost_squares"]),
-    }
+    samples = request_samples(totals)
     for name, (n, total, squares) in events_repo.outcome_stats(
         session, served, None, experiment_id=experiment.id
     ).items():

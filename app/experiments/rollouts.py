@@ -19,10 +19,9 @@ from app.dbtypes import utcnow
 from app.errors import Conflict, NotFound
 from app.events import repository as events_repo
 from app.experiments import repository
-from app.experiments.guardrails import TESTED_ON, GuardrailCheck, check_guardrail
+from app.experiments.guardrails import TESTED_ON, GuardrailCheck, check_guardrail, request_samples
 from app.experiments.rollout_models import Rollout, RolloutStatus
 from app.experiments.schemas import Guardrail
-from app.experiments.stats import Sample
 from app.lifecycle import service as lifecycle
 from app.schemas import RequestModel
 
@@ -95,15 +94,7 @@ def get_rollout(*, session: Session, rollout_id: str) -> Rollout:
 
 def _arm_samples(session: Session, rollout: Rollout, vid: str) -> dict[str, Any]:
     totals = events_repo.experiment_arm_totals(session, rollout.id, vid)
-    return {
-        "totals": totals,
-        "samples": {
-            "error_rate": Sample.from_sums(totals["requests"], totals["errors"], totals["errors"]),
-            "latency_ms": Sample.from_sums(totals["timed"], totals["latency_sum"], totals["latency_squares"]),
-            "ttft_ms": Sample.from_sums(totals["streamed"], totals["ttft_sum"], totals["ttft_squares"]),
-            "cost_per_request": Sample.from_sums(totals["requests"], totals["cost"], totals["cost_squares"]),
-        },
-    }
+    return {"totals": totals, "samples": request_samples(totals)}
 
 
 def guardrail_checks(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import httpx
 import respx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -16,7 +13,7 @@ from app.db import create_db_engine, read_session
 from app.events.models import ChatEvent
 from app.main import create_app
 from tests.conftest import ADMIN_KEY, Api, bearer, make_settings
-from tests.llm import GATEWAY_PARAMS, UPSTREAM, ok, sse
+from tests.llm import GATEWAY_PARAMS, UPSTREAM, ok, open_slow_stream
 
 
 def events_in(database_url: str) -> list[ChatEvent]:
@@ -66,41 +63,13 @@ class TestGracefulStop:
         assert {e.request_id for e in events_in(database_url)} == ids
 
 
-class SlowStream(httpx.AsyncByteStream):
-    """An upstream SSE body that trickles out, so the client can leave halfway."""
-
-    def __init__(self, body: str) -> None:
-        self.parts = [part + "\n\n" for part in body.split("\n\n") if part]
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for part in self.parts:
-            yield part.encode()
-            await asyncio.sleep(0.3)
-
-
 class TestClientDisconnect:
     def test_a_stream_the_client_abandons_is_recorded_as_cancelled(
         self, live_app: tuple[Api, FastAPI], server_url: str, upstream: respx.MockRouter, database_url: str
     ) -> None:
         api, _ = live_app
-        upstream.route(host="127.0.0.1", port=int(server_url.rsplit(":", 1)[1])).pass_through()
-        upstream.post(UPSTREAM).mock(
-            side_effect=lambda request: httpx.Response(
-                200,
-                stream=SlowStream(sse(parts=tuple("abcdefghij"))),
-                headers={"content-type": "text/event-stream"},
-            )
-        )
-        body = {
-            "model": "support-bot",
-            "messages": [{"role": "user", "content": "hi"}],
-            "stream": True,
-            "prompt_variables": {"tone": "calm"},
-        }
-        with (
-            httpx.Client(base_url=server_url, timeout=10) as http,
-            http.stream("POST", "/v1/chat/completions", json=body, headers=api.keys["runtime"]) as response,
-        ):
+        http, stream = open_slow_stream(api, server_url, upstream)
+        with http, stream as response:
             request_id = response.headers["x-chatver-request-id"]
             for line in response.iter_lines():
                 if line.startswith("data:"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 import respx
 from fastapi import FastAPI
@@ -17,8 +16,7 @@ from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
 from tests.conftest import ALLOWED_API_BASE, Api
 from tests.events.test_writer import an_event, stored
-from tests.gateway.test_attribution import SlowStream
-from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, ok, sent, sse
+from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, ok, open_slow_stream, sent
 
 
 class TestParams:
@@ -73,24 +71,8 @@ class TestFeedbackDuringAStream:
         self, live_app: tuple[Api, FastAPI], server_url: str, upstream: respx.MockRouter
     ) -> None:
         api, _ = live_app
-        upstream.route(host="127.0.0.1", port=int(server_url.rsplit(":", 1)[1])).pass_through()
-        upstream.post(UPSTREAM).mock(
-            side_effect=lambda request: httpx.Response(
-                200,
-                stream=SlowStream(sse(parts=tuple("abcdef"))),
-                headers={"content-type": "text/event-stream"},
-            )
-        )
-        body = {
-            "model": "support-bot",
-            "messages": [{"role": "user", "content": "hi"}],
-            "stream": True,
-            "prompt_variables": {"tone": "calm"},
-        }
-        with (
-            httpx.Client(base_url=server_url, timeout=10) as http,
-            http.stream("POST", "/v1/chat/completions", json=body, headers=api.keys["runtime"]) as response,
-        ):
+        http, stream = open_slow_stream(api, server_url, upstream)
+        with http, stream as response:
             request_id = response.headers["x-chatver-request-id"]
             lines = response.iter_lines()
             next(line for line in lines if line.startswith("data:"))
