@@ -23,6 +23,7 @@ from app.events.models import ChatEvent
 from app.events.telemetry import Telemetry
 
 logger = logging.getLogger("chatver.events")
+MAX_INFLIGHT = 100_000
 
 
 class EventWriter:
@@ -52,6 +53,8 @@ class EventWriter:
 
     def expect(self, event: ChatEvent) -> None:
         """Make a call findable by its request id while it is still running (feedback mid-stream)."""
+        if len(self._inflight) >= MAX_INFLIGHT:  # a call that never finished must not pin memory
+            self._inflight.pop(next(iter(self._inflight)))
         self._inflight[event.request_id] = event
 
     def submit(self, event: ChatEvent) -> None:
