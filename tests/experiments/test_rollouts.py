@@ -77,8 +77,8 @@ class TestHealthyRollout:
         rollout = start(ready)
         assert rollout["percent"] == 10 and rollout["status"] == "running"
         assert controller(app).check_once() == {rollout["id"]: "waiting"}
-        served = drive(ready, 250)
-        assert 10 <= served.get("support-bot@2", 0) <= 45  # ~10% of 250
+        served = drive(ready, 400)
+        assert 15 <= served.get("support-bot@2", 0) <= 70  # ~10% of 400, at least a step's worth
         assert controller(app).check_once() == {rollout["id"]: "advanced"}
         status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
         assert status["percent"] == 50
@@ -127,8 +127,8 @@ class TestFailingRollout:
             return_value=httpx.Response(500, json={"error": {"message": "boom"}})
         )
         rollout = start(ready)
-        served = drive(ready, 300)
-        assert served.get("support-bot@2", 0) >= 20
+        served = drive(ready, 500)
+        assert served.get("support-bot@2", 0) >= 20  # ~50 expected: enough for the guardrail to judge
         assert controller(app).check_once() == {rollout["id"]: "rolled-back"}
         status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
         assert status["status"] == "rolled-back"
