@@ -100,7 +100,7 @@ class TestHealthyRollout:
     ) -> None:
         upstream.post(UPSTREAM).mock(return_value=ok())
         upstream.post(CANDIDATE_UPSTREAM).mock(return_value=ok())
-        start(ready)
+        rollout = start(ready, min_requests_per_step=5)
         early = {
             i
             for i in range(200)
@@ -108,7 +108,7 @@ class TestHealthyRollout:
             == "support-bot@2"
         }
         flush_events(ready)
-        controller(app).check_once()
+        assert controller(app).check_once() == {rollout["id"]: "advanced"}  # ~20 expected, 5 needed
         later = {
             i
             for i in range(200)
