@@ -51,20 +51,21 @@ class TestMemo:
 
     def test_expired_entry_is_served_stale_while_one_refresh_runs(self) -> None:
         loader = Loader()
-        memo: Memo[str, str] = Memo(loader, ttl=0.01)
+        memo: Memo[str, str] = Memo(loader, ttl=0.05)
 
-        async def scenario() -> tuple[list[str], str]:
+        async def scenario() -> tuple[list[str], int, str]:
             await memo.get("a")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.06)
             loader.value = "v2"
             stale = await asyncio.gather(*(memo.get("a") for _ in range(10)))
-            await asyncio.sleep(0.05)
-            return stale, await memo.get("a")
+            await asyncio.gather(*memo._tasks)  # let the one background refresh finish
+            calls = loader.calls
+            return stale, calls, await memo.get("a")
 
-        stale, fresh = run(scenario())
+        stale, calls, fresh = run(scenario())
         assert stale == ["a:v1"] * 10
+        assert calls == 2  # one load, one refresh for ten concurrent readers
         assert fresh == "a:v2"
-        assert loader.calls == 2
 
     def test_invalidation_during_a_load_is_not_overwritten(self) -> None:
         loader = Loader()
