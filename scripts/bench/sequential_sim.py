@@ -63,11 +63,13 @@ def main() -> int:
     parser.add_argument("--base-rate", type=float, default=0.30)
     args = parser.parse_args()
     print(
-        f"\n{args.experiments} experiments per row, {args.looks} looks, {args.batch} subjects per arm per look "
-        f"(up to {args.looks * args.batch:,} per arm), control rate {args.base_rate}\n"
+        f"\n{args.experiments} experiments per row, {args.looks} looks, "
+        f"{args.batch} subjects per arm per look (up to {args.looks * args.batch:,} per arm), "
+        f"control rate {args.base_rate}\n"
     )
     print(
-        "| true relative effect | chatver (always-valid) | naive peeking (p<0.05 at any look) | mean look of decision |"
+        "| true relative effect | chatver (always-valid) | naive peeking (p<0.05 at any look) "
+        "| mean look of decision |"
     )
     print("|---:|---:|---:|---:|")
     for effect in (0.0, 0.05, 0.10, 0.15, 0.20, 0.30):
