@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import math
-import re
 import time
 import types
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -23,11 +21,17 @@ from jinja2 import meta, nodes, pass_environment, pass_eval_context
 from jinja2.environment import Environment, Template
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.filters import FILTERS, do_replace, do_tojson, sync_do_join, sync_do_sum
-from jinja2.runtime import Context, LoopContext, Macro, StrictUndefined, Undefined
+from jinja2.runtime import Context, Macro, StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.tests import TESTS
 from jinja2.visitor import NodeTransformer
 
+from app.bundles.template_policy import (
+    ALLOWED_FILTERS,
+    PRINTF_SPEC,
+    SAFE_METHODS,
+    find_unsafe,
+)
 from app.errors import invalid
 
 MAX_TEMPLATE_BYTES = 64 * 1024
@@ -35,43 +39,10 @@ MAX_OUTPUT_BYTES = 256 * 1024
 MAX_VALUE_SIZE = 256 * 1024  # characters (+ 8 per item) of any one value a template builds
 MAX_RENDER_WORK = 4 * 1024 * 1024  # the sizes of all values built during one render
 MAX_LOOP_ITERATIONS = 10_000
-MAX_LOOP_NESTING = 2
 MAX_MACRO_DEPTH = 10
 MAX_INT_BITS = 128  # prompts need counters, not bignums; 9**9**9 is (9**9)**9 in Jinja
 MAX_FORMAT_WIDTH = 256
 RENDER_TIME_LIMIT_S = 0.5  # backstop for work no hook sees, such as comparing two big lists
-MAX_VARIABLE_STRING_BYTES = 16 * 1024
-MAX_VARIABLE_ITEMS = 256
-MAX_VARIABLE_DEPTH = 8
-
-
-def _names(*groups: str) -> frozenset[str]:
-    return frozenset(" ".join(groups).split())
-
-
-# Linear-cost filters only: center, indent, wordwrap, format, batch and slice turn a short template
-# into a huge value, attr reaches any attribute, random makes renders irreproducible.
-ALLOWED_FILTERS = _names(
-    "abs capitalize count d default dictsort e escape first float int items join last length list",
-    "lower map max min reject rejectattr replace reverse round safe select selectattr sort string",
-    "striptags sum title tojson trim truncate unique upper wordcount",
-)
-# The only methods a template may call; format, center, zfill, expandtabs and the rest are refused.
-_SAFE_METHODS: dict[type, frozenset[str]] = {
-    str: _names(
-        "capitalize casefold count endswith find index isalnum isalpha isdigit islower isnumeric",
-        "isspace istitle isupper lower lstrip partition removeprefix removesuffix replace rfind rindex",
-        "rpartition rsplit rstrip split splitlines startswith strip striptags swapcase title unescape upper",
-    ),
-    dict: _names("get items keys values"),
-    list: _names("count index"),
-    tuple: _names("count index"),
-    LoopContext: _names("cycle changed"),
-}
-_CALLABLE_NAMES = frozenset().union(*_SAFE_METHODS.values())
-_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|\d*)(?:\.(\*|\d*))?")
-# No loader and no inheritance: a prompt is one self-contained template.
-_UNAVAILABLE_TAGS = (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends, nodes.Block)
 
 
 class _Refused(Exception):
@@ -204,7 +175,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if isinstance(seq, str | list | tuple) and size * times > MAX_VALUE_SIZE:
                 raise _Refused("repeating a value would build one that is too large")
         if operator == "%" and isinstance(left, str):
-            for number in (n for spec in _PRINTF_SPEC.finditer(left) for n in spec.groups()):
+            for number in (n for spec in PRINTF_SPEC.finditer(left) for n in spec.groups()):
                 if number == "*" or (number and int(number) > MAX_FORMAT_WIDTH):
                     raise _Refused(f"%-format widths are limited to {MAX_FORMAT_WIDTH}")
         return _charge(self.binop_table[operator](left, right))
@@ -222,7 +193,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             finally:
                 budget.macro_depth -= 1
         owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "this")
-        allowed = any(isinstance(owner, kind) and name in names for kind, names in _SAFE_METHODS.items())
+        allowed = any(isinstance(owner, kind) and name in names for kind, names in SAFE_METHODS.items())
         if not allowed or not isinstance(obj, types.BuiltinMethodType | types.MethodType):
             raise _Refused(f"calling {name}() is not allowed")
         if name == "replace" and isinstance(owner, str) and len(args) >= 2:
@@ -244,57 +215,6 @@ def _make_environment() -> _Sandbox:
 
 
 _ENV = _make_environment()
-
-
-def _private(name: object) -> bool:
-    return isinstance(name, str) and any(part.startswith("_") for part in name.split("."))
-
-
-def _literal(node: nodes.Node) -> Any:
-    return node.value if isinstance(node, nodes.Const) else None
-
-
-def _unsafe_reason(node: nodes.Node, loops: int) -> str | None:
-    if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-        return f"access to private attribute {node.attr!r} is not allowed"
-    if isinstance(node, nodes.Getitem) and _private(_literal(node.arg)):
-        return f"access to private item {_literal(node.arg)!r} is not allowed"
-    if isinstance(node, nodes.Name) and node.name == "self":
-        return "'self' is not available in prompts"
-    if isinstance(node, _UNAVAILABLE_TAGS):
-        return "import, include, extends and block are not available in prompts"
-    if isinstance(node, nodes.For) and (node.recursive or loops > MAX_LOOP_NESTING):
-        return f"for loops may nest at most {MAX_LOOP_NESTING} deep and may not be recursive"
-    method = node.node if isinstance(node, nodes.Call) else None
-    if isinstance(method, nodes.Getattr) and method.attr not in _CALLABLE_NAMES:
-        return f"calling .{method.attr}() is not allowed"
-    if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
-        return f"filter {node.name!r} is not allowed"
-    if not isinstance(node, nodes.Filter | nodes.Test):
-        return None
-    if any(kw.key == "attribute" and _private(_literal(kw.value)) for kw in node.kwargs):
-        return "filters may not read private attributes"
-    if node.name in {"map", "select", "reject", "selectattr", "rejectattr"}:
-        # These look filters, tests and attributes up by name at render time: names must be literal.
-        by_attribute = node.name.endswith("attr")
-        fixed = [_literal(arg) for arg in node.args[: 2 if by_attribute else 1]]
-        if node.dyn_args or node.dyn_kwargs or not all(isinstance(name, str) for name in fixed):
-            return f"{node.name}() needs literal names as arguments"
-        if by_attribute and fixed and _private(fixed[0]):
-            return "filters may not read private attributes"
-        chosen = fixed[1:] if by_attribute else fixed
-        if chosen and chosen[0] not in (ALLOWED_FILTERS if node.name == "map" else TESTS):
-            return f"{node.name}() may not use {chosen[0]!r}"
-    return None
-
-
-def _find_unsafe(node: nodes.Node, loops: int = 0) -> str | None:
-    loops += isinstance(node, nodes.For)
-    for child in node.iter_child_nodes():  # innermost first: it names the real culprit
-        if found := _find_unsafe(child, loops):
-            return found
-    reason = _unsafe_reason(node, loops)
-    return f"line {node.lineno}: {reason}" if reason else None
 
 
 def _helper(name: str, node: nodes.Node, *args: Any) -> nodes.Filter:
@@ -343,7 +263,7 @@ def _compile(source: str) -> tuple[Template, frozenset[str]]:
         raise invalid("system_prompt", f"template is {size} bytes; the limit is {MAX_TEMPLATE_BYTES}")
     try:
         ast = _ENV.parse(source)
-        if reason := _find_unsafe(ast):
+        if reason := find_unsafe(ast):
             raise invalid("system_prompt", reason)
         variables = frozenset(meta.find_undeclared_variables(ast))
         instrumented = cast(nodes.Template, _Instrument().visit(ast))
@@ -423,45 +343,3 @@ def render_template(*, source: str, values: Mapping[str, Any]) -> str:
     if _utf8_size(text) > MAX_OUTPUT_BYTES:
         raise invalid("system_prompt", "the rendered prompt is too large")
     return text
-
-
-def _json_problem(value: Any, depth: int = 0) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return "the number is too large" if value.bit_length() > MAX_INT_BITS else None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else "numbers must be finite"
-    if isinstance(value, str):
-        too_long = _utf8_size(value) > MAX_VARIABLE_STRING_BYTES
-        return f"strings are limited to {MAX_VARIABLE_STRING_BYTES} bytes" if too_long else None
-    if not isinstance(value, list | tuple | dict):
-        return "must be a JSON value"
-    if depth >= MAX_VARIABLE_DEPTH:
-        return f"nesting is limited to {MAX_VARIABLE_DEPTH} levels"
-    if len(value) > MAX_VARIABLE_ITEMS:
-        return f"lists and objects are limited to {MAX_VARIABLE_ITEMS} items"
-    if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
-        return "object keys must be strings"
-    items = value.values() if isinstance(value, dict) else value
-    return next((problem for item in items if (problem := _json_problem(item, depth + 1))), None)
-
-
-def resolve_values(
-    *, variables: Mapping[str, Mapping[str, Any]], provided: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Merge declared defaults with the caller's values, refusing unknown, missing or oversized ones."""
-    for name in sorted(provided):
-        if name not in variables:
-            raise invalid(f"variables.{name}", "undeclared variable")
-        if problem := _json_problem(provided[name]):
-            raise invalid(f"variables.{name}", problem)
-    values: dict[str, Any] = {}
-    for name, spec in variables.items():
-        if name in provided:
-            values[name] = provided[name]
-        elif spec.get("required"):
-            raise invalid(f"variables.{name}", f"required variable {name} is missing")
-        elif "default" in spec:  # an explicit null default is a value, absence is not
-            values[name] = spec["default"]
-    return values

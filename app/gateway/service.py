@@ -16,7 +16,8 @@ import openai
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.bundles.providers import provider_of
-from app.bundles.templating import render_template, resolve_values
+from app.bundles.templating import render_template
+from app.bundles.variables import resolve_values
 from app.cache.resolver import ActiveResolver, Served
 from app.errors import ChatverError, FieldError, Unprocessable, invalid
 from app.events.models import ChatEvent

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from app.auth.deps import RuntimeKey
 from app.bundles.models import Stage
 from app.bundles.schemas import BUNDLE_NAME, MAX_VERSION_NUMBER
-from app.bundles.templating import render_template, resolve_values
+from app.bundles.templating import render_template
+from app.bundles.variables import resolve_values
 from app.cache.resolver import ActiveResolver, ResolvedVersion, Selector, Served
 from app.schemas import RequestModel
 

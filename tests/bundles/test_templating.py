@@ -14,8 +14,8 @@ from app.bundles.templating import (
     check_template,
     referenced_variables,
     render_template,
-    resolve_values,
 )
+from app.bundles.variables import resolve_values
 from app.errors import Unprocessable
 
 VALUES: dict[str, Any] = {
