@@ -1,7 +1,7 @@
 """The change feed: write paths announce what changed; caches subscribe.
 
 Write services never import the caches. They call ``db.announce`` and, once the
-transaction commits, every local subscriber (and, with Redis, every replica) hears it.
+transaction commits, every local subscriber hears it (other replicas refresh within the cache TTL).
 """
 
 from __future__ import annotations
@@ -26,32 +26,19 @@ Subscriber = Callable[[Change], None]
 
 
 class ChangeFeed:
-    """Local publish/subscribe; a Redis relay can publish into it from other replicas."""
+    """Local publish/subscribe for the caches of this process."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
-        self._relays: list[Subscriber] = []
 
     def subscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
             self._subscribers.append(subscriber)
 
-    def add_relay(self, relay: Subscriber) -> None:
-        """A relay forwards local changes to other replicas (e.g. Redis pub/sub)."""
-        with self._lock:
-            self._relays.append(relay)
-
-    def publish(self, change: Change, *, local_only: bool = False) -> None:
+    def publish(self, change: Change) -> None:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(change)
             except Exception:  # a broken cache must not fail the write that already committed
                 logger.exception("change subscriber failed for %s", change)
-        if local_only:
-            return
-        for relay in list(self._relays):
-            try:
-                relay(change)
-            except Exception:
-                logger.exception("change relay failed for %s", change)

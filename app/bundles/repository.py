@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.bundles.models import Bundle, Evaluation, Stage, Version
@@ -91,7 +90,3 @@ def list_evaluations(session: Session, version_pks: Sequence[int]) -> list[Evalu
             select(Evaluation).where(col(Evaluation.version_pk).in_(version_pks)).order_by(col(Evaluation.id))
         )
     )
-
-
-def count_versions(session: Session, bundle_id: int) -> int:
-    return session.exec(select(func.count()).select_from(Version).where(Version.bundle_id == bundle_id)).one()

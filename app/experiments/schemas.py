@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, field_validator
 
@@ -72,6 +72,3 @@ class ExperimentPublic(BaseModel):
     stopped_at: str | None
     winner: str | None
     stop_reason: str
-
-
-Weight = Annotated[float, Field(gt=0)]

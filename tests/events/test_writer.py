@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError
 
 from app.db import create_db_engine, read_session
 from app.events.models import ChatEvent
@@ -98,3 +100,34 @@ class TestWriter:
         asyncio.run(scenario())
         engine.dispose()
         assert stored(database_url) == 60
+
+
+class TestPoisonEvents:
+    def test_one_row_the_database_refuses_does_not_block_the_rest(
+        self, database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from app.events import repository
+
+        real_add = repository.add_events
+
+        def picky(session: Any, rows: Any) -> None:
+            if any(row["request_id"] == "chatcmpl-00000003" for row in rows):
+                raise DataError("INSERT", {}, Exception("integer out of range"))
+            real_add(session, rows)
+
+        monkeypatch.setattr(repository, "add_events", picky)
+        engine = create_db_engine(database_url)
+        telemetry = Telemetry()
+
+        async def scenario() -> EventWriter:
+            writer = EventWriter(engine, telemetry, batch_size=10, flush_interval=0.01)
+            writer.start()
+            for i in range(8):
+                writer.submit(an_event(i))
+            await writer.stop(timeout=5)
+            return writer
+
+        writer = asyncio.run(scenario())
+        engine.dispose()
+        assert stored(database_url) == 7
+        assert writer.dropped == 1 and writer.queued == 0

@@ -1,21 +1,14 @@
 """Gateway and attribution edge cases: caps, media URLs, self-hosted providers, mid-stream feedback,
-poison events, archived arms and our own failures."""
+archived arms and our own failures."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import pytest
 import respx
 from fastapi import FastAPI
-from sqlalchemy.exc import DataError
 
-from app.db import create_db_engine
-from app.events.telemetry import Telemetry
-from app.events.writer import EventWriter
 from tests.conftest import ALLOWED_API_BASE, Api
-from tests.events.test_writer import an_event, stored
 from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, ok, open_slow_stream, sent
 
 
@@ -84,37 +77,6 @@ class TestFeedbackDuringAStream:
             assert feedback.status_code == 202, feedback.text
             assert feedback.json()["version_id"] == "support-bot@1"
             list(lines)
-
-
-class TestPoisonEvents:
-    def test_one_row_the_database_refuses_does_not_block_the_rest(
-        self, database_url: str, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        from app.events import repository
-
-        real_add = repository.add_events
-
-        def picky(session: Any, rows: Any) -> None:
-            if any(row["request_id"] == "chatcmpl-00000003" for row in rows):
-                raise DataError("INSERT", {}, Exception("integer out of range"))
-            real_add(session, rows)
-
-        monkeypatch.setattr(repository, "add_events", picky)
-        engine = create_db_engine(database_url)
-        telemetry = Telemetry()
-
-        async def scenario() -> EventWriter:
-            writer = EventWriter(engine, telemetry, batch_size=10, flush_interval=0.01)
-            writer.start()
-            for i in range(8):
-                writer.submit(an_event(i))
-            await writer.stop(timeout=5)
-            return writer
-
-        writer = asyncio.run(scenario())
-        engine.dispose()
-        assert stored(database_url) == 7
-        assert writer.dropped == 1 and writer.queued == 0
 
 
 class TestOwnFailures:
