@@ -1,184 +1,42 @@
-"""Experiment statistics as pure functions: Welch's t-test on relative lift (delta method),
-always-valid confidence sequences for peeking-safe decisions, and sample ratio mismatch.
+"""Experiment statistics as pure functions (no I/O), on ``scipy.stats`` distributions.
 
-No I/O and no numpy: chatver's runtime does not need scipy. The special functions
-(Student t, chi-square, normal quantiles) are implemented here and checked against scipy
-in tests/experiments/test_stats.py.
+The unit of analysis is the subject, the unit of randomization. Each metric is a ratio of
+per-unit sums, Σy / Σd over units (d = 1 for a per-subject mean, d = requests for a
+per-request metric such as latency or error rate), so one subject's many requests are not
+counted as independent observations. Variances come from the delta method over units
+(Deng et al. 2018, "Applying the Delta Method in Metric Analytics"), with optional CUPED
+regression adjustment on a pre-period covariate (Deng et al. 2013).
+
+Decisions use always-valid confidence sequences (Waudby-Smith et al. 2023, eq. 9, the
+GrowthBook form), so results can be read after every batch; several treatment arms are
+controlled with Holm's step-down procedure on always-valid p-values, and percentile
+guardrails use a confidence sequence for quantiles (Howard & Ramdas 2022) read from a
+fixed-size histogram.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from scipy import stats as sp
+
+from app.events.aggregates import Histogram
 
 ALPHA = 0.05
 SEQUENTIAL_TUNING = 5000  # the sample size around which the confidence sequence is tightest
 SRM_ALPHA = 0.001
 SRM_MIN_PER_ARM = 8
+CUPED_MIN_UNITS = 20  # units with pre-period data, per arm, before adjusting
 
 
-# --- special functions --------------------------------------------------------------------------
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 3e-16
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1) / (a + b + 2):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1 - x) / b
-
-
-def t_sf(t: float, df: float) -> float:
-    """P(T > t) for Student's t with ``df`` degrees of freedom."""
-    if math.isinf(df):
-        return normal_sf(t)
-    t2 = t * t
-    if t2 < df:  # near the centre, df/(df+t²) rounds to 1: use the complementary argument
-        tail = 0.5 * (1.0 - betainc(0.5, df / 2, t2 / (df + t2)))
-    else:
-        tail = 0.5 * betainc(df / 2, 0.5, df / (df + t2))
-    return tail if t >= 0 else 1.0 - tail
-
-
-def normal_sf(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def _t_pdf(t: float, df: float) -> float:
-    if math.isinf(df):
-        return math.exp(-t * t / 2) / math.sqrt(2 * math.pi)
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    return math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
-
-
-def _tail_quantile(
-    p: float, sf: Callable[[float], float], pdf: Callable[[float], float], start: float
-) -> float:
-    """x with P(X > x) = 1 - p, by Newton steps kept inside a bisection bracket."""
-    target = 1 - p  # work on the upper tail: sf keeps precision where the CDF would round to 1
-    low, high = -1.0, 1.0
-    while sf(low) < target:
-        low *= 2
-    while sf(high) > target:
-        high *= 2
-    x = min(max(start, low), high)
-    for _ in range(100):
-        error = sf(x) - target  # decreasing in x
-        if error > 0:
-            low = x
-        else:
-            high = x
-        density = pdf(x)
-        step = error / density if density > 0 else 0.0
-        candidate = x + step
-        if not low < candidate < high or step == 0:
-            candidate = (low + high) / 2
-        if abs(candidate - x) <= 1e-14 * max(1.0, abs(x)):
-            return candidate
-        x = candidate
-    return x
-
-
-def normal_ppf(p: float) -> float:
-    """Inverse of the standard normal CDF."""
-    if not 0 < p < 1:
-        raise ValueError("p must be in (0, 1)")
-    return _tail_quantile(p, normal_sf, lambda z: _t_pdf(z, math.inf), 0.0)
-
-
-def t_ppf(p: float, df: float) -> float:
-    """Inverse of Student's t CDF."""
-    if not 0 < p < 1:
-        raise ValueError("p must be in (0, 1)")
-    return _tail_quantile(p, lambda t: t_sf(t, df), lambda t: _t_pdf(t, df), normal_ppf(p))
-
-
-def _gammainc_lower(s: float, x: float) -> float:
-    """Regularized lower incomplete gamma P(s, x)."""
-    if x <= 0:
-        return 0.0
-    if x < s + 1:
-        term = total = 1.0 / s
-        n = s
-        for _ in range(10_000):
-            n += 1
-            term *= x / n
-            total += term
-            if abs(term) < abs(total) * 1e-16:
-                break
-        return total * math.exp(-x + s * math.log(x) - math.lgamma(s))
-    return 1.0 - _gammainc_upper_cf(s, x)
-
-
-def _gammainc_upper_cf(s: float, x: float) -> float:
-    tiny = 1e-300
-    b = x + 1 - s
-    c = 1 / tiny
-    d = 1 / b
-    h = d
-    for i in range(1, 10_000):
-        an = -i * (i - s)
-        b += 2
-        d = an * d + b
-        d = d if abs(d) > tiny else tiny
-        c = b + an / c
-        c = c if abs(c) > tiny else tiny
-        d = 1 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1) < 1e-16:
-            break
-    return math.exp(-x + s * math.log(x) - math.lgamma(s)) * h
-
-
-def chi2_sf(x: float, df: int) -> float:
-    """P(X > x) for a chi-square with ``df`` degrees of freedom."""
-    if x <= 0:
-        return 1.0
-    s = df / 2
-    if x / 2 < s + 1:
-        return 1.0 - _gammainc_lower(s, x / 2)
-    return _gammainc_upper_cf(s, x / 2)
-
-
-# --- summaries ---------------------------------------------------------------------------------
+# --- samples ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Sample:
-    """n observations with their mean and (n-1) sample variance."""
+    """n units with their mean and per-unit variance (for a ratio metric, of its linearization)."""
 
     n: int
     mean: float
@@ -199,8 +57,100 @@ class Sample:
     def mean_ci(self, alpha: float = ALPHA) -> tuple[float, float] | None:
         if self.n < 2:
             return None
-        half = t_ppf(1 - alpha / 2, self.n - 1) * math.sqrt(self.variance / self.n)
+        half = float(sp.t.ppf(1 - alpha / 2, self.n - 1)) * math.sqrt(self.variance / self.n)
         return self.mean - half, self.mean + half
+
+
+@dataclass(frozen=True)
+class RatioSums:
+    """Per-unit sums of a ratio metric Σy/Σd, and of a pre-period covariate x (CUPED).
+
+    ``n`` units; y, d are each unit's numerator and denominator; x its pre-period value
+    (0 for units without one; ``nx`` counts the units that have one).
+    """
+
+    n: int
+    y: float
+    yy: float
+    d: float
+    dd: float
+    yd: float
+    x: float = 0.0
+    xx: float = 0.0
+    yx: float = 0.0
+    dx: float = 0.0
+    nx: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        return self.y / self.d if self.d > 0 else None
+
+    def _cov(self, ab: float, a: float, b: float) -> float:
+        return (ab - a * b / self.n) / (self.n - 1)
+
+    def linearized(self) -> tuple[float, float] | None:
+        """(variance of the linearized unit value (y - R·d)/d̄, its covariance with x)."""
+        ratio = self.ratio
+        if ratio is None or self.n < 2:
+            return None
+        d_mean = self.d / self.n
+        var_y, var_d = self._cov(self.yy, self.y, self.y), self._cov(self.dd, self.d, self.d)
+        cov_yd = self._cov(self.yd, self.y, self.d)
+        variance = max(var_y - 2 * ratio * cov_yd + ratio * ratio * var_d, 0.0) / (d_mean * d_mean)
+        cov_x = (self._cov(self.yx, self.y, self.x) - ratio * self._cov(self.dx, self.d, self.x)) / d_mean
+        return variance, cov_x
+
+    @property
+    def x_variance(self) -> float:
+        return max(self._cov(self.xx, self.x, self.x), 0.0) if self.n > 1 else 0.0
+
+    def sample(self, adjustment: Cuped | None = None) -> Sample:
+        """This arm as a Sample of units: the ratio, and the per-unit variance of its estimate."""
+        ratio, linear = self.ratio, self.linearized()
+        if ratio is None or linear is None:
+            return Sample(self.n, ratio or 0.0, 0.0)
+        variance, cov_x = linear
+        if adjustment is None:
+            return Sample(self.n, ratio, variance)
+        theta = adjustment.theta
+        adjusted = variance - 2 * theta * cov_x + theta * theta * self.x_variance
+        # R̂ - θ(x̄_arm - x̄_all): the covariate's mean differs between arms only by chance.
+        return Sample(self.n, ratio - theta * (self.x / self.n - adjustment.x_mean), max(adjusted, 0.0))
+
+
+@dataclass(frozen=True)
+class Cuped:
+    """The pooled regression of the linearized metric on its pre-period value."""
+
+    theta: float
+    x_mean: float
+
+
+def cuped_adjustment(arms: Sequence[RatioSums]) -> Cuped | None:
+    """θ = Cov(L, x) / Var(x) pooled within arms; None when the pre-period cannot help."""
+    if any(arm.nx < CUPED_MIN_UNITS or arm.n < 2 for arm in arms):
+        return None
+    covariance = variance = 0.0
+    for arm in arms:
+        linear = arm.linearized()
+        if linear is None:
+            return None
+        covariance += linear[1] * (arm.n - 1)
+        variance += arm.x_variance * (arm.n - 1)
+    if variance <= 0:
+        return None
+    units = sum(arm.n for arm in arms)
+    return Cuped(theta=covariance / variance, x_mean=sum(arm.x for arm in arms) / units)
+
+
+def variance_reduction(plain: Sample, adjusted: Sample) -> float | None:
+    """1 - adjusted variance / plain variance: the share of variance CUPED removed."""
+    if plain.variance <= 0:
+        return None
+    return 1 - adjusted.variance / plain.variance
+
+
+# --- lifts ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -211,6 +161,7 @@ class Lift:
     ci: tuple[float, float]
     p_value: float
     ci_always_valid: tuple[float, float]
+    p_value_always_valid: float
     significant: bool  # decided on the always-valid interval, safe under continuous peeking
 
 
@@ -220,18 +171,29 @@ def sequential_rho(alpha: float = ALPHA, tuning: float = SEQUENTIAL_TUNING) -> f
     return math.sqrt((-2 * log_alpha + math.log(-2 * log_alpha + 1)) / tuning)
 
 
-def sequential_halfwidth(
-    variance_per_obs: float, n: int, alpha: float = ALPHA, tuning: float = SEQUENTIAL_TUNING
-) -> float:
+DESIGN_RHO = sequential_rho()
+
+
+def sequential_halfwidth(variance_per_obs: float, n: float, alpha: float = ALPHA) -> float:
     """Half-width of the two-sided always-valid confidence sequence (ibid., eq. 9).
 
     ``variance_per_obs`` is SE² · n where n is the combined sample size, as GrowthBook does.
+    The mixing parameter is tuned once, at α = 0.05, so sequences at other levels (Holm,
+    Bonferroni) are nested and invert to a p-value.
     """
-    rho = sequential_rho(alpha, tuning)
-    nr2 = n * rho * rho
+    nr2 = n * DESIGN_RHO * DESIGN_RHO
     return math.sqrt(variance_per_obs) * math.sqrt(
-        2 * (nr2 + 1) * math.log(math.sqrt(nr2 + 1) / alpha) / (n * rho) ** 2
+        2 * (nr2 + 1) * math.log(math.sqrt(nr2 + 1) / alpha) / (n * DESIGN_RHO) ** 2
     )
+
+
+def always_valid_p(estimate: float, variance_per_obs: float, n: float) -> float:
+    """The smallest α whose confidence sequence excludes 0: valid at any stopping time."""
+    if variance_per_obs <= 0:
+        return 0.0 if estimate != 0 else 1.0
+    nr2 = n * DESIGN_RHO * DESIGN_RHO
+    exponent = estimate * estimate * (n * DESIGN_RHO) ** 2 / (2 * variance_per_obs * (nr2 + 1))
+    return min(1.0, math.sqrt(nr2 + 1) * math.exp(-exponent))
 
 
 def welch_dof(control: Sample, treatment: Sample) -> float:
@@ -243,7 +205,7 @@ def welch_dof(control: Sample, treatment: Sample) -> float:
 def relative_lift(control: Sample, treatment: Sample, alpha: float = ALPHA) -> Lift | None:
     """Lift with its delta-method variance, Welch's t p-value, and both intervals.
 
-    None when it cannot be estimated: fewer than 2 observations an arm, a zero control mean,
+    None when it cannot be estimated: fewer than 2 units an arm, a zero control mean,
     or no variance at all.
     """
     if control.n < 2 or treatment.n < 2 or control.mean == 0:
@@ -255,8 +217,8 @@ def relative_lift(control: Sample, treatment: Sample, alpha: float = ALPHA) -> L
     se = math.sqrt(variance)
     lift = (mt - mc) / mc
     dof = welch_dof(control, treatment)
-    p_value = min(1.0, 2 * t_sf(abs(lift) / se, dof))
-    half = t_ppf(1 - alpha / 2, dof) * se
+    p_value = min(1.0, 2 * float(sp.t.sf(abs(lift) / se, dof)))
+    half = float(sp.t.ppf(1 - alpha / 2, dof)) * se
     n = control.n + treatment.n
     half_av = sequential_halfwidth(variance * n, n, alpha)
     always_valid = (lift - half_av, lift + half_av)
@@ -265,13 +227,29 @@ def relative_lift(control: Sample, treatment: Sample, alpha: float = ALPHA) -> L
         ci=(lift - half, lift + half),
         p_value=p_value,
         ci_always_valid=always_valid,
+        p_value_always_valid=always_valid_p(lift, variance * n, n),
         significant=always_valid[0] > 0 or always_valid[1] < 0,
     )
 
 
+def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[list[bool], list[float]]:
+    """Holm's step-down procedure: which hypotheses are rejected, and the adjusted p-values.
+
+    Controls the family-wise error rate at ``alpha`` for any dependence between the tests.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return [p < alpha for p in adjusted], adjusted
+
+
 def subjects_needed(control: Sample, treatment: Sample, effect: float, alpha: float = ALPHA) -> int | None:
     """Combined subjects at which a relative effect of ``effect`` would clear the always-valid interval,
-    assuming the current per-observation variance holds. None when it cannot be estimated."""
+    assuming the current per-unit variance holds. None when it cannot be estimated."""
     if control.n < 2 or treatment.n < 2 or control.mean == 0 or effect == 0:
         return None
     n_now = control.n + treatment.n
@@ -292,22 +270,75 @@ def subjects_needed(control: Sample, treatment: Sample, effect: float, alpha: fl
     return low
 
 
+# --- quantiles ---------------------------------------------------------------------------------
+
+
+def quantile_bounds(
+    histogram: Histogram, q: float, alpha: float, design_effect: float = 1.0
+) -> tuple[float, float] | None:
+    """An always-valid interval for the q-quantile (Howard & Ramdas 2022, the fixed-quantile sequence).
+
+    The share of values at or below the true quantile is a mean of Bernoulli(q) indicators, so a
+    confidence sequence for that mean (variance q(1-q)) maps through the empirical distribution to
+    one for the quantile. Observations are clustered by subject: the sample size is divided by the
+    design effect measured on the mean of the same metric. Bucket edges keep the bounds conservative.
+    None while the upper bound would fall past the largest value seen.
+    """
+    n = histogram.n
+    if n == 0:
+        return None
+    n_eff = n / max(design_effect, 1.0)
+    if n_eff < 2:
+        return None
+    spread = sequential_halfwidth(q * (1 - q), n_eff, alpha)
+    low_q, high_q = q - spread, q + spread
+    if high_q >= 1:
+        return None
+    low = 0.0 if low_q <= 0 else histogram.edges_at_rank(low_q * n)[0]
+    return low, histogram.edges_at_rank(math.ceil(high_q * n))[1]
+
+
+def quantile_ratio_bounds(
+    control: Histogram,
+    treatment: Histogram,
+    q: float,
+    alpha: float,
+    design_effects: tuple[float, float] = (1.0, 1.0),
+) -> tuple[float, float] | None:
+    """Always-valid bounds on treatment's q-quantile / control's - 1 (each arm's sequence at α/2)."""
+    c = quantile_bounds(control, q, alpha / 2, design_effects[0])
+    t = quantile_bounds(treatment, q, alpha / 2, design_effects[1])
+    if c is None or t is None or c[0] <= 0:
+        return None
+    return t[0] / c[1] - 1, t[1] / c[0] - 1
+
+
+def design_effect(clustered: Sample, requests: Sample) -> float:
+    """Variance of a per-request mean with subjects as units over its variance as if iid (≥ 1)."""
+    if clustered.n < 2 or requests.n < 2 or requests.variance <= 0:
+        return 1.0
+    return max(1.0, (clustered.variance / clustered.n) / (requests.variance / requests.n))
+
+
+# --- sample ratio --------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class SampleRatio:
     chi2: float
     p_value: float
     flag: bool
-    checked: bool  # False until every arm has enough subjects to test
+    checked: bool  # False until every arm is expected to have enough units to test
 
 
 def sample_ratio_mismatch(observed: Sequence[int], weights: Sequence[float]) -> SampleRatio:
-    """Pearson's chi-square of subjects per arm against the configured weights."""
+    """Pearson's chi-square of units per arm against the configured weights."""
     total = sum(observed)
     weight_total = sum(weights)
     if len(observed) < 2 or total == 0 or weight_total <= 0:
         return SampleRatio(0.0, 1.0, False, False)
     expected = [total * w / weight_total for w in weights]
-    chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True) if e > 0)
-    p_value = chi2_sf(chi2, len(observed) - 1)
-    checked = min(observed) >= SRM_MIN_PER_ARM
-    return SampleRatio(chi2, p_value, checked and p_value < SRM_ALPHA, checked)
+    chi2, p_value = sp.chisquare(observed, expected)
+    # Chi-square needs enough *expected* units per arm; an arm that gets none at all is the loudest mismatch.
+    checked = min(expected) >= SRM_MIN_PER_ARM
+    return SampleRatio(float(chi2), float(p_value), checked and p_value < SRM_ALPHA, checked)
