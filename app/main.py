@@ -24,14 +24,17 @@ from app.errors import ChatverError, Conflict, ServiceUnavailable, add_exception
 from app.events.router import router as events_router
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
-from app.experiments.rollout_controller import RolloutController
+from app.experiments import service as experiments_service
 from app.experiments.router import router as experiments_router
+from app.experiments.traffic import TRAFFIC
 from app.gateway.llm import LLMRouter, configure_litellm
 from app.gateway.router import router as gateway_router
 from app.gateway.service import Gateway
 from app.health.router import router as health_router
 from app.lifecycle.router import router as lifecycle_router
 from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.rollouts.controller import RolloutController
+from app.rollouts.router import router as rollouts_router
 from app.runtime.router import router as runtime_router
 from app.settings import Settings
 
@@ -73,6 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.telemetry = telemetry
     writer = EventWriter(engine, telemetry, max_queue=settings.event_queue_max)
     app.state.event_writer = writer
+    app.state.experiment_lookup = experiments_service.experiment_arms
+    app.state.traffic = TRAFFIC
     writer.start()
     configure_litellm(settings)
     app.state.gateway = Gateway(
@@ -137,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifecycle_router,
         bundles_router,
         experiments_router,
+        rollouts_router,
         events_router,
         gateway_router,
     ):

@@ -2,9 +2,10 @@
 
 from app.auth.models import ApiKey
 from app.bundles.models import Bundle, Evaluation, Version
-from app.events.models import ChatEvent, Outcome
+from app.events.models import ChatEvent, MetricHistogram, Outcome, SubjectAggregate, SubjectOutcome
 from app.experiments.models import Experiment
 from app.lifecycle.models import Approval, Transition
+from app.rollouts.models import Rollout
 
 __all__ = [
     "ApiKey",
@@ -13,7 +14,11 @@ __all__ = [
     "ChatEvent",
     "Evaluation",
     "Experiment",
+    "MetricHistogram",
     "Outcome",
+    "Rollout",
+    "SubjectAggregate",
+    "SubjectOutcome",
     "Transition",
     "Version",
 ]

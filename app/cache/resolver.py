@@ -24,6 +24,7 @@ from app.errors import NotFound
 from app.experiments import repository as experiments_repo
 from app.experiments.assignment import Arm, assign_arm
 from app.memo import Memo
+from app.rollouts import repository as rollouts_repo
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class RunningExperiment:
     seed: str
     arms: tuple[Arm, ...]
     versions: tuple[ResolvedVersion, ...]
+    step: int | None = None  # a guarded rollout's traffic step; None for an experiment
 
 
 @dataclass(frozen=True)
@@ -124,15 +126,23 @@ class Served:
     """The version that serves one request, and the experiment arm that chose it, if any."""
 
     version: ResolvedVersion
-    experiment_id: str | None = None
+    experiment_id: str | None = None  # the experiment's id, or the rollout's
     arm: str | None = None
     sticky: bool = True
+    step: int | None = None  # set when a guarded rollout chose the version
+    percent: float | None = None  # the rollout's share of traffic for the candidate
 
     @property
     def experiment(self) -> dict[str, str] | None:
-        if self.experiment_id is None or self.arm is None:
+        if self.experiment_id is None or self.arm is None or self.step is not None:
             return None
         return {"id": self.experiment_id, "arm": self.arm}
+
+    @property
+    def rollout(self) -> dict[str, Any] | None:
+        if self.experiment_id is None or self.arm is None or self.step is None:
+            return None
+        return {"id": self.experiment_id, "arm": self.arm, "step": self.step, "percent": self.percent}
 
 
 @dataclass(frozen=True)
@@ -161,7 +171,7 @@ def _serving_plan(session: Session, bundle_name: str) -> ServingPlan:
 
 def _running_rollout(session: Session, bundle_name: str, bundle_id: int) -> RunningExperiment | None:
     """A guarded rollout splits traffic like a two-arm experiment whose weights follow the ramp."""
-    rollout = experiments_repo.running_rollout(session, bundle_id)
+    rollout = rollouts_repo.running(session, bundle_id)
     if rollout is None:
         return None
     candidate = repository.get_version(session, bundle_id, rollout.version)
@@ -175,6 +185,7 @@ def _running_rollout(session: Session, bundle_name: str, bundle_id: int) -> Runn
         seed=rollout.id,
         arms=(Arm("candidate", percent), Arm("baseline", max(100.0 - percent, 1e-9))),
         versions=(ResolvedVersion.of(bundle_name, candidate), ResolvedVersion.of(bundle_name, baseline)),
+        step=rollout.step,
     )
 
 
@@ -220,7 +231,15 @@ class ActiveResolver:
         experiment = plan.experiment
         if experiment is not None:
             index, sticky = assign_arm(arms=experiment.arms, seed=experiment.seed, subject=subject)
-            return Served(experiment.versions[index], experiment.id, experiment.arms[index].name, sticky)
+            percent = experiment.arms[0].weight if experiment.step is not None else None
+            return Served(
+                experiment.versions[index],
+                experiment.id,
+                experiment.arms[index].name,
+                sticky,
+                step=experiment.step,
+                percent=percent,
+            )
         if isinstance(plan.production, _Miss):
             raise NotFound(plan.production.detail, type_=plan.production.type_)
         return Served(plan.production)

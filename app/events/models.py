@@ -28,7 +28,8 @@ class ChatEvent(SQLModel, table=True):
     version_id: str = Field(sa_column=Column(String(80), nullable=False))  # the version that served
     assigned_version_id: str | None = Field(default=None, sa_column=Column(String(80), nullable=True))
     experiment_id: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
-    arm: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    arm: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))  # the assigned arm
+    step: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))  # of a rollout
     subject: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
     sticky: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
     source: str = Field(sa_column=Column(String(16), nullable=False))  # "gateway" or "runtime"
@@ -63,3 +64,62 @@ class Outcome(SQLModel, table=True):
     comment: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+# --- per-subject aggregates -------------------------------------------------------------------
+# Maintained in the same transaction as the events and outcomes they sum, so experiment results
+# and guardrails read one row per subject (or one sketch per arm) instead of every event.
+NO_EXPERIMENT = ""  # experiment_id of traffic outside experiments: the pre-period of later ones
+PRE_PERIOD_STEP = -1  # step of the pre-period rows copied when an experiment starts
+
+
+class SubjectAggregate(SQLModel, table=True):
+    """One unit's sums under one (experiment or rollout, step, served version).
+
+    The unit is the subject (``s:<subject>``), or the request itself when it has none
+    (``r:<request id>``). Rollouts count each traffic step apart; experiments use step 0.
+    """
+
+    __tablename__ = "subject_aggregate"
+
+    experiment_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    step: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    version_id: str = Field(sa_column=Column(String(80), primary_key=True))
+    unit: str = Field(sa_column=Column(String(300), primary_key=True))
+    assigned_arm: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    requests: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    errors: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    timed: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    latency_sum: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+    latency_squares: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+    streamed: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    ttft_sum: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+    ttft_squares: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+    cost: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+
+
+class SubjectOutcome(SQLModel, table=True):
+    """One unit's outcomes of one name: how many, and their sum."""
+
+    __tablename__ = "subject_outcome"
+
+    experiment_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    step: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    version_id: str = Field(sa_column=Column(String(80), primary_key=True))
+    unit: str = Field(sa_column=Column(String(300), primary_key=True))
+    name: str = Field(sa_column=Column(String(128), primary_key=True))
+    n: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    total: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+
+
+class MetricHistogram(SQLModel, table=True):
+    """A fixed-size log-bucketed sketch of latency or TTFT per (experiment, step, version)."""
+
+    __tablename__ = "metric_histogram"
+
+    experiment_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    step: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    version_id: str = Field(sa_column=Column(String(80), primary_key=True))
+    metric: str = Field(sa_column=Column(String(16), primary_key=True))
+    bucket: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    count: int = Field(default=0, sa_column=Column(Integer, nullable=False))

@@ -31,6 +31,13 @@ def get_event(session: Session, request_id: str) -> ChatEvent | None:
     return session.exec(select(ChatEvent).where(ChatEvent.request_id == request_id)).first()
 
 
+def outcome_value(session: Session, request_id: str, name: str) -> float | None:
+    """The value stored for (request_id, name), if any."""
+    return session.exec(
+        select(Outcome.value).where(Outcome.request_id == request_id, Outcome.name == name)
+    ).first()
+
+
 def upsert_outcome(
     session: Session,
     *,

@@ -122,7 +122,10 @@ async def report_events(request: Request, uow: WriteDep, _: RuntimeKey) -> Any:
     except ValueError:
         raise invalid("body", "the body must be JSON") from None
     events, batch = _parse_events(payload)
-    stored = await uow.run(lambda session: service.report_events(session=session, events=events, batch=batch))
+    lookup: service.ExperimentLookup = request.app.state.experiment_lookup
+    stored = await uow.run(
+        lambda session: service.report_events(session=session, events=events, batch=batch, lookup=lookup)
+    )
     telemetry: Telemetry = request.app.state.telemetry
     for event in stored:
         telemetry.observe(event)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +15,10 @@ from app.bundles.models import Bundle, Version
 from app.bundles.schemas import MAX_VERSION_NUMBER
 from app.errors import invalid
 from app.events import repository
+from app.events import subject_repository as subjects
 from app.events.aggregates import mean_ci95, percentile, rounded
-from app.events.models import ChatEvent
+from app.events.models import NO_EXPERIMENT, ChatEvent
 from app.events.schemas import EventCreate, FeedbackCreate
-from app.experiments import repository as experiments_repo
 
 
 def new_request_id() -> str:
@@ -28,8 +30,26 @@ def find_event(*, session: Session, request_id: str) -> ChatEvent | None:
     return repository.get_event(session, request_id)
 
 
+def _unit_scope(event: ChatEvent) -> tuple[str, int, str, str] | None:
+    """Where an event's outcomes are summed per subject: (experiment, step, version, unit)."""
+    if event.experiment_id is None and event.subject is None:
+        return None
+    return (
+        event.experiment_id or NO_EXPERIMENT,
+        (event.step or 0) if event.experiment_id is not None else 0,
+        event.version_id,
+        subjects.unit_key(event.subject, event.request_id),
+    )
+
+
 def store_feedback(*, session: Session, body: FeedbackCreate, event: ChatEvent) -> None:
-    """Attach an outcome to the version that served the request (same name again replaces it)."""
+    """Attach an outcome to the version and subject that were served (same name again replaces it)."""
+    value = float(body.value)
+    scope = _unit_scope(event)
+    if scope is not None:
+        # Lock the subject's sum first: a concurrent replacement of the same value then sees ours.
+        subjects.lock_outcome(session, scope, body.name)
+    previous = repository.outcome_value(session, event.request_id, body.name)
     repository.upsert_outcome(
         session,
         request_id=event.request_id,
@@ -37,14 +57,34 @@ def store_feedback(*, session: Session, body: FeedbackCreate, event: ChatEvent) 
         experiment_id=event.experiment_id,
         subject=event.subject,
         name=body.name,
-        value=float(body.value),
+        value=value,
         comment=body.comment,
     )
+    if scope is not None:
+        subjects.add_outcome(
+            session, scope, body.name, 0 if previous is not None else 1, value - (previous or 0.0)
+        )
 
 
-def _check_reported(session: Session, events: list[EventCreate], batch: bool) -> None:
+@dataclass(frozen=True)
+class ExperimentArms:
+    """What reported events are checked against: the experiment's bundle, arm versions and assignment."""
+
+    bundle_id: int
+    versions: frozenset[int]
+    arm_of_version: dict[int, str]
+    assign: Callable[[str], str]  # subject → the arm it is assigned
+
+
+ExperimentLookup = Callable[[Session, str], ExperimentArms | None]
+
+
+def _check_reported(
+    session: Session, events: list[EventCreate], batch: bool, lookup: ExperimentLookup
+) -> dict[str, ExperimentArms]:
     """Every reported version exists; every experiment exists and has that version as an arm."""
     bundle_cache: dict[str, Bundle | None] = {}
+    experiments: dict[str, ExperimentArms | None] = {}
     for index, event in enumerate(events):
         field = f"{index}." if batch else ""
         name, _, number = event.version_id.rpartition("@")
@@ -57,24 +97,42 @@ def _check_reported(session: Session, events: list[EventCreate], batch: bool) ->
         if version is None:
             raise invalid(f"{field}version_id", f"no version {event.version_id}")
         if event.experiment is not None:
-            experiment = experiments_repo.get(session, event.experiment)
-            arms = {int(arm["version"]) for arm in experiment.arms} if experiment else set()
+            if event.experiment not in experiments:
+                experiments[event.experiment] = lookup(session, event.experiment)
+            experiment = experiments[event.experiment]
             if experiment is None or experiment.bundle_id != (bundle.id if bundle else None):
                 raise invalid(f"{field}experiment", f"no experiment {event.experiment} on bundle {name}")
-            if int(number) not in arms:
+            if int(number) not in experiment.versions:
                 raise invalid(f"{field}experiment", f"{event.version_id} is not an arm of {event.experiment}")
+    return {key: value for key, value in experiments.items() if value is not None}
 
 
-def report_events(*, session: Session, events: list[EventCreate], batch: bool) -> list[ChatEvent]:
-    """Store events that runtimes report after calling providers themselves, with their outcomes."""
-    _check_reported(session, events, batch)
+def report_events(
+    *, session: Session, events: list[EventCreate], batch: bool, lookup: ExperimentLookup
+) -> list[ChatEvent]:
+    """Store events that runtimes report after calling providers themselves, with their outcomes.
+
+    The arm a subject was assigned is recomputed from the experiment's hash, so a runtime that
+    serves the wrong arm shows up in the results' SRM checks.
+    """
+    experiments = _check_reported(session, events, batch, lookup)
     stored: list[ChatEvent] = []
     for event in events:
+        arm: str | None = None
+        if event.experiment is not None:
+            experiment = experiments[event.experiment]
+            number = int(event.version_id.rpartition("@")[2])
+            arm = (
+                experiment.assign(event.subject)
+                if event.subject is not None
+                else experiment.arm_of_version[number]  # assigned at random by the runtime
+            )
         row = ChatEvent(
             request_id=new_request_id(),
             bundle=event.version_id.rpartition("@")[0],
             version_id=event.version_id,
             experiment_id=event.experiment,
+            arm=arm,
             subject=event.subject,
             sticky=event.subject is not None,
             source="runtime",
@@ -88,9 +146,14 @@ def report_events(*, session: Session, events: list[EventCreate], batch: bool) -
             cost=event.cost,
         )
         stored.append(row)
-    repository.add_events(session, [repository.event_row(row) for row in stored])
+    rows = [repository.event_row(row) for row in stored]
+    repository.add_events(session, rows)
+    subjects.add_event_aggregates(session, rows)
     for row, event in zip(stored, events, strict=True):
+        scope = _unit_scope(row)
         for name, value in event.outcomes.items():
+            if scope is not None:
+                subjects.add_outcome(session, scope, name, 1, float(value))
             repository.upsert_outcome(
                 session,
                 request_id=row.request_id,

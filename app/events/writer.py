@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.db import write_session
 from app.events import repository
+from app.events import subject_repository as subjects
 from app.events.models import ChatEvent
 from app.events.telemetry import Telemetry
 
@@ -150,6 +151,7 @@ class EventWriter:
         try:
             with write_session(self._engine) as session, session.begin():
                 repository.add_events(session, rows)
+                subjects.add_event_aggregates(session, rows)
         except (OperationalError, InterfaceError):
             raise  # the database is away: keep the batch and retry it
         except DBAPIError:
@@ -159,6 +161,7 @@ class EventWriter:
                 try:
                     with write_session(self._engine) as session, session.begin():
                         repository.add_events(session, [row])
+                        subjects.add_event_aggregates(session, [row])
                 except (OperationalError, InterfaceError):
                     raise
                 except DBAPIError:

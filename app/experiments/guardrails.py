@@ -2,41 +2,33 @@
 
 A guardrail *fails* only when the always-valid interval shows the regression beyond the
 tolerance, so checking after every batch (as guarded rollouts do) stays safe; it *warns*
-when the point estimate is past the tolerance but the evidence is not yet conclusive.
-``error_rate`` tolerances are absolute (0.02 = two percentage points); the others are
-relative to the control (0.25 = 25% slower). Percentile guardrails are tested on the
-mean of the same quantity, since percentiles carry no variance estimate.
+when the point estimate is past the tolerance but the evidence is not yet conclusive, and
+is *ok* when the estimate is within it. ``error_rate`` tolerances are absolute (0.02 = two
+percentage points); the others are relative to the control (0.25 = 25% slower).
+
+Subjects are the units: error rate and cost per request are ratio metrics over subjects.
+Percentile guardrails compare percentiles (treatment's p95 over control's), with an
+always-valid interval for each arm's quantile read from its latency histogram, widened by
+the design effect of subject clustering. Every check of a family (guardrails × treatment
+arms) runs at α divided by the family's size (Bonferroni), so more guardrails do not mean
+more false alarms.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from app.experiments.stats import ALPHA, Sample, relative_lift, sequential_halfwidth
+from app.experiments.evidence import ArmEvidence
+from app.experiments.stats import (
+    ALPHA,
+    design_effect,
+    quantile_ratio_bounds,
+    relative_lift,
+    sequential_halfwidth,
+)
 
-# guardrail metric → the per-request sample it is tested on
-TESTED_ON = {
-    "error_rate": "error_rate",
-    "latency_ms.p50": "latency_ms",
-    "latency_ms.p95": "latency_ms",
-    "latency_ms.p99": "latency_ms",
-    "ttft_ms.p50": "ttft_ms",
-    "ttft_ms.p95": "ttft_ms",
-    "cost_per_request": "cost_per_request",
-}
-MIN_SAMPLE = 20
-
-
-def request_samples(totals: dict[str, Any]) -> dict[str, Sample]:
-    """Per-request samples of one arm from its event totals (app.events.repository)."""
-    return {
-        "error_rate": Sample.from_sums(totals["requests"], totals["errors"], totals["errors"]),
-        "latency_ms": Sample.from_sums(totals["timed"], totals["latency_sum"], totals["latency_squares"]),
-        "ttft_ms": Sample.from_sums(totals["streamed"], totals["ttft_sum"], totals["ttft_squares"]),
-        "cost_per_request": Sample.from_sums(totals["requests"], totals["cost"], totals["cost_squares"]),
-    }
+MIN_SAMPLE = 20  # units per arm (observations, for a percentile) before a guardrail is judged
 
 
 @dataclass(frozen=True)
@@ -45,7 +37,9 @@ class GuardrailCheck:
     status: str  # ok | warning | failing | insufficient-data
     regression: float | None  # point estimate, in the guardrail's unit (absolute or relative)
     bound: float | None  # the always-valid lower bound of the regression
+    upper: float | None  # and its upper bound
     max_regression: float
+    alpha: float
 
     def evidence(self) -> str:
         if self.regression is None or self.bound is None:
@@ -58,25 +52,58 @@ class GuardrailCheck:
         )
 
 
-def check_guardrail(metric: str, max_regression: float, control: Sample, treatment: Sample) -> GuardrailCheck:
-    """Compare one guardrail metric of a treatment arm with the control."""
-    if control.n < MIN_SAMPLE or treatment.n < MIN_SAMPLE:
-        return GuardrailCheck(metric, "insufficient-data", None, None, max_regression)
-    if metric == "error_rate":
-        regression = treatment.mean - control.mean
-        variance = treatment.variance / treatment.n + control.variance / control.n
-        n = control.n + treatment.n
-        half = sequential_halfwidth(variance * n, n, ALPHA) if variance > 0 else 0.0
-        bound = regression - half
+def _percentile(metric: str) -> tuple[str, float] | None:
+    base, _, label = metric.partition(".p")
+    return (base, int(label) / 100) if label else None
+
+
+def check_guardrail(
+    metric: str, max_regression: float, control: ArmEvidence, treatment: ArmEvidence, alpha: float = ALPHA
+) -> GuardrailCheck:
+    """Compare one guardrail metric of a treatment arm with the control, at level ``alpha``."""
+
+    def insufficient() -> GuardrailCheck:
+        return GuardrailCheck(metric, "insufficient-data", None, None, None, max_regression, alpha)
+
+    percentile = _percentile(metric)
+    if percentile is not None:
+        base, q = percentile
+        c_hist, t_hist = control.histogram(base), treatment.histogram(base)
+        if c_hist.n < MIN_SAMPLE or t_hist.n < MIN_SAMPLE:
+            return insufficient()
+        effects = (
+            design_effect(control.ratio(base).sample(), control.request_samples[base]),
+            design_effect(treatment.ratio(base).sample(), treatment.request_samples[base]),
+        )
+        bounds = quantile_ratio_bounds(c_hist, t_hist, q, alpha, effects)
+        c_q, t_q = c_hist.quantile(q), t_hist.quantile(q)
+        if bounds is None or not c_q or t_q is None:
+            return insufficient()
+        regression, (bound, upper) = t_q / c_q - 1, bounds
     else:
-        lift = relative_lift(control, treatment)
-        if lift is None:
-            return GuardrailCheck(metric, "insufficient-data", None, None, max_regression)
-        regression, bound = lift.lift, lift.ci_always_valid[0]
+        c, t = control.ratio(metric).sample(), treatment.ratio(metric).sample()
+        if c.n < MIN_SAMPLE or t.n < MIN_SAMPLE:
+            return insufficient()
+        if metric == "error_rate":
+            regression = t.mean - c.mean
+            variance = t.variance / t.n + c.variance / c.n
+            n = c.n + t.n
+            half = sequential_halfwidth(variance * n, n, alpha) if variance > 0 else 0.0
+            bound, upper = regression - half, regression + half
+        else:
+            lift = relative_lift(c, t, alpha)
+            if lift is None:
+                return insufficient()
+            regression, (bound, upper) = lift.lift, lift.ci_always_valid
     if math.isfinite(bound) and bound > max_regression:
         status = "failing"
     elif regression > max_regression:
         status = "warning"
     else:
         status = "ok"
-    return GuardrailCheck(metric, status, regression, bound, max_regression)
+    return GuardrailCheck(metric, status, regression, bound, upper, max_regression, alpha)
+
+
+def family_alpha(guardrails: int, treatments: int, alpha: float = ALPHA) -> float:
+    """The level of each check when ``guardrails`` × ``treatments`` checks share ``alpha``."""
+    return alpha / max(1, guardrails * treatments)

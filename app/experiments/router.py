@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from sqlmodel import Session
 
-from app.auth.deps import ApproverKey, EditorKey, RuntimeKey
+from app.auth.deps import EditorKey, RuntimeKey
 from app.bundles import service as bundles
 from app.bundles.models import Bundle
 from app.bundles.schemas import BUNDLE_NAME
 from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
-from app.experiments import results, rollouts, service
+from app.experiments import results, service
 from app.experiments.models import Experiment
-from app.experiments.rollouts import RolloutCreate
-from app.experiments.schemas import ExperimentCreate, ExperimentPublic, ExperimentStop
+from app.experiments.schemas import ExperimentCreate, ExperimentPublic, ExperimentResults, ExperimentStop
 
 router = APIRouter(tags=["experiments"])
 
 BundleName = Annotated[str, Path(pattern=BUNDLE_NAME)]
-RolloutId = Annotated[str, Path(pattern=r"^ro_[0-9a-f]{16}$", description="e.g. ro_1a2b3c4d5e6f7a8b")]
 ExperimentId = Annotated[str, Path(pattern=r"^exp_[0-9a-f]{16}$", description="e.g. exp_1a2b3c4d5e6f7a8b")]
 
 
@@ -112,26 +110,7 @@ async def stop_experiment(
 
 
 @router.get("/api/experiments/{experiment_id}/results")
-def experiment_results(experiment_id: ExperimentId, session: SessionDep, _: RuntimeKey) -> dict[str, Any]:
-    """Per-arm exposure (subjects, requests), errors, latency, cost and outcome metrics."""
+def experiment_results(experiment_id: ExperimentId, session: SessionDep, _: RuntimeKey) -> ExperimentResults:
+    """Per-arm exposure, metrics and lifts with subjects as the unit; SRM, guardrails and a decision."""
     experiment = service.get_experiment(session=session, experiment_id=experiment_id)
     return results.experiment_results(session=session, experiment=experiment)
-
-
-@router.post("/api/bundles/{name}/rollouts", status_code=201)
-async def create_rollout(
-    name: BundleName, body: RolloutCreate, uow: WriteDep, actor: ApproverKey
-) -> dict[str, Any]:
-    """Ramp an approved version through traffic steps; promoted at 100%, rolled back on a regression."""
-
-    def work(session: Session) -> dict[str, Any]:
-        rollout = rollouts.create_rollout(session=session, bundle_name=name, body=body, actor=actor)
-        return rollouts.rollout_public(session, rollout)
-
-    return await uow.run(work)
-
-
-@router.get("/api/rollouts/{rollout_id}")
-def get_rollout(rollout_id: RolloutId, session: SessionDep, _: RuntimeKey) -> dict[str, Any]:
-    """Where the rollout stands: step, traffic share, requests per arm and guardrail evidence."""
-    return rollouts.rollout_public(session, rollouts.get_rollout(session=session, rollout_id=rollout_id))

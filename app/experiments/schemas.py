@@ -72,3 +72,112 @@ class ExperimentPublic(BaseModel):
     stopped_at: str | None
     winner: str | None
     stop_reason: str
+
+
+# --- results (GET /api/experiments/{id}/results) ------------------------------------------------
+
+
+class LiftPublic(BaseModel):
+    """Treatment vs control on one metric: relative lift with fixed and always-valid intervals."""
+
+    lift: float | None
+    lift_ci95: list[float] | None
+    p_value: float | None
+    lift_ci95_always_valid: list[float] | None
+    p_value_always_valid: float | None
+    significant: bool
+    p_value_adjusted: float | None = Field(
+        default=None, description="Holm-adjusted always-valid p-value (primary metric, across treatment arms)"
+    )
+    cuped_variance_reduction: float | None = Field(
+        default=None, description="share of variance removed by the pre-period covariate; null if not applied"
+    )
+    per_subject: LiftPublic | None = Field(default=None, description="the same outcome summed per subject")
+
+
+class MeanPublic(BaseModel):
+    mean: float | None
+    ci95: list[float] | None
+
+
+class MetricPublic(MeanPublic):
+    """An outcome of one arm: its mean per outcome (units are subjects), and per subject."""
+
+    n: int = Field(description="units (subjects, or requests without one) in the arm")
+    observations: int = Field(description="outcomes recorded")
+    per_subject: MeanPublic
+
+
+class ArmResult(BaseModel):
+    name: str
+    version_id: str
+    weight: float
+    subjects: int = Field(description="units served by this arm: subjects, plus requests without one")
+    requests: int
+    errors: int
+    error_rate: float | None
+    latency_ms: dict[str, float | None]
+    ttft_ms: dict[str, float | None]
+    cost_per_request: float | None
+    requests_per_subject: float | None
+    metrics: dict[str, MetricPublic]
+    vs_control: dict[str, LiftPublic] | None = None
+
+
+class SrmCheck(BaseModel):
+    unit: str
+    chi2: float
+    p_value: float
+    flag: bool
+    checked: bool
+    counts: dict[str, int]
+    expected_share: dict[str, float]
+
+
+class CrossoverCheck(BaseModel):
+    """Subjects served more than one arm, or another arm than they were assigned."""
+
+    subjects: int
+    share: float
+    served_other_arm: int
+    flag: bool
+
+
+class SrmPublic(BaseModel):
+    p_value: float = Field(description="the smaller p-value of the two checks")
+    flag: bool = Field(description="any check flags: results are not trustworthy")
+    checked: bool
+    assigned: SrmCheck
+    exposure: SrmCheck
+    crossover: CrossoverCheck
+
+
+class GuardrailPublic(BaseModel):
+    metric: str
+    arm: str
+    status: str
+    regression: float | None
+    bound: float | None
+    upper: float | None
+    max_regression: float
+    alpha: float
+
+
+class AnalysisPublic(BaseModel):
+    unit: str = Field(description="what one observation is: the subject (a request without one counts alone)")
+    metrics: str
+    alpha: float
+    decision_family: str
+    guardrail_alpha: float
+    cuped: str
+
+
+class ExperimentResults(BaseModel):
+    experiment: str
+    status: str
+    primary_metric: str | None
+    analysis: AnalysisPublic
+    arms: list[ArmResult]
+    srm: SrmPublic
+    guardrails: list[GuardrailPublic]
+    decision: str

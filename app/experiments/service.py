@@ -8,14 +8,20 @@ from sqlmodel import Session
 
 from app.auth.models import Role
 from app.auth.service import Principal
+from app.bundles import repository as bundles_repo
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage
 from app.dbtypes import utcnow
 from app.errors import Conflict, Forbidden, NotFound, invalid
+from app.events import subject_repository as subjects
+from app.events.service import ExperimentArms
 from app.experiments import repository
+from app.experiments.assignment import Arm, assign_arm
 from app.experiments.models import Experiment, ExperimentStatus
 from app.experiments.schemas import ExperimentCreate, ExperimentStop
+from app.experiments.traffic import TRAFFIC
 from app.lifecycle import service as lifecycle
+from app.rollouts import repository as rollouts_repo
 
 MIN_ARM_SHARE = 0.01  # an arm with less traffic than this could never gather evidence
 SERVABLE = {Stage.staging.value, Stage.validation.value, Stage.production.value}
@@ -75,6 +81,25 @@ def create_experiment(
     return experiment
 
 
+def experiment_arms(session: Session, experiment_id: str) -> ExperimentArms | None:
+    """What the events domain checks reported events against (see app.events.service)."""
+    experiment = repository.get(session, experiment_id)
+    if experiment is None:
+        return None
+    arms = tuple(Arm(str(arm["name"]), float(arm["weight"])) for arm in experiment.arms)
+    seed = experiment.seed
+
+    def assign(subject: str) -> str:
+        return arms[assign_arm(arms=arms, seed=seed, subject=subject)[0]].name
+
+    return ExperimentArms(
+        bundle_id=experiment.bundle_id,
+        versions=frozenset(int(arm["version"]) for arm in experiment.arms),
+        arm_of_version={int(arm["version"]): str(arm["name"]) for arm in experiment.arms},
+        assign=assign,
+    )
+
+
 def get_experiment(*, session: Session, experiment_id: str) -> Experiment:
     experiment = repository.get(session, experiment_id)
     if experiment is None:
@@ -99,7 +124,7 @@ def start_experiment(*, session: Session, experiment_id: str) -> Experiment:
         return experiment
     if experiment.status == ExperimentStatus.stopped.value:
         raise Conflict(f"experiment {experiment.id} is stopped; create a new one", type_="experiment-stopped")
-    if repository.running_rollout(session, bundle.id or 0) is not None:
+    if rollouts_repo.running(session, bundle.id or 0) is not None:
         raise Conflict(
             f"a guarded rollout is running on {bundle.name}; wait for it to finish", type_="rollout-running"
         )
@@ -117,8 +142,16 @@ def start_experiment(*, session: Session, experiment_id: str) -> Experiment:
                 f"{version.stage}",
                 type_="arm-not-servable",
             )
+    if experiment.started_at is None:
+        production = bundles_repo.production_version(session, bundle.id or 0)
+        if production is not None:  # the subjects' history on production is the CUPED pre-period
+            subjects.copy_pre_period(
+                session,
+                experiment_id=experiment.id,
+                version_id=bundles.version_id(bundle.name, production.number),
+            )
+        experiment.started_at = utcnow()
     experiment.status = ExperimentStatus.running.value
-    experiment.started_at = experiment.started_at or utcnow()
     session.add(experiment)
     session.flush()
     bundles.bundle_changed(session, bundle.name)
@@ -169,6 +202,7 @@ def stop_experiment(
                 to=Stage.production,
                 reason=body.reason or f"winner of experiment {experiment.id}",
                 actor=actor,
+                traffic=TRAFFIC,
             )
     bundles.bundle_changed(session, bundle.name)
     return experiment

@@ -141,6 +141,7 @@ class ChatCall:
             assigned_version_id=version.version_id,
             experiment_id=self.served.experiment_id,
             arm=self.served.arm,
+            step=self.served.step,
             subject=self.subject,
             sticky=self.served.sticky,
             source="gateway",

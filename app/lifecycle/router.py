@@ -16,6 +16,7 @@ from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
 from app.lifecycle import service
 from app.lifecycle.models import Approval, Transition
+from app.lifecycle.traffic import TrafficDep
 from app.schemas import RequestModel
 
 router = APIRouter(prefix="/api/bundles", tags=["lifecycle"])
@@ -95,7 +96,12 @@ def _expected(body: TransitionRequest | RollbackRequest) -> int | service.Unset 
 
 @router.post("/{name}/versions/{number}/transitions")
 async def transition_version(
-    name: BundleName, number: VersionNumber, body: TransitionRequest, uow: WriteDep, actor: EditorKey
+    name: BundleName,
+    number: VersionNumber,
+    body: TransitionRequest,
+    uow: WriteDep,
+    actor: EditorKey,
+    traffic: TrafficDep,
 ) -> TransitionPublic:
     """Move a version between stages; production needs an approver and enough approvals."""
 
@@ -107,6 +113,7 @@ async def transition_version(
             to=body.to,
             reason=body.reason,
             actor=actor,
+            traffic=traffic,
             expected_production=_expected(body),
         )
         return transition_public(record)
@@ -145,7 +152,7 @@ def list_approvals(
 
 @router.post("/{name}/rollback")
 async def rollback(
-    name: BundleName, body: RollbackRequest, uow: WriteDep, actor: ApproverKey
+    name: BundleName, body: RollbackRequest, uow: WriteDep, actor: ApproverKey, traffic: TrafficDep
 ) -> RollbackPublic:
     """Emergency path: production goes back at once; a reason is required, approvals are not."""
 
@@ -156,6 +163,7 @@ async def rollback(
             to=body.to,
             reason=body.reason,
             actor=actor.name,
+            traffic=traffic,
             expected_production=_expected(body),
         )
         return RollbackPublic(

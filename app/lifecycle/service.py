@@ -12,10 +12,10 @@ from app.bundles import repository as bundles_repo
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage, Version
 from app.errors import Conflict, Forbidden
-from app.experiments import repository as experiments_repo
 from app.lifecycle import repository
 from app.lifecycle.models import Approval, Transition, TransitionKind
 from app.lifecycle.stages import illegal_move_reason, production_stack
+from app.lifecycle.traffic import Traffic
 
 
 class Unset:
@@ -32,11 +32,13 @@ class Rollback:
     transition: Transition
 
 
-def _check_not_serving(session: Session, bundle: Bundle, version: Version, to: Stage) -> None:
+def _check_not_serving(
+    session: Session, bundle: Bundle, version: Version, to: Stage, traffic: Traffic | None
+) -> None:
     """A version an experiment or rollout serves cannot leave the servable stages under it."""
-    if to in {Stage.staging, Stage.validation, Stage.production}:
+    if to in {Stage.staging, Stage.validation, Stage.production} or traffic is None:
         return
-    user = experiments_repo.arm_in_use(session, bundle.id or 0, version.number)
+    user = traffic.serving(session, bundle.id or 0, version.number)
     if user is not None:
         raise Conflict(
             f"{bundles.version_id(bundle.name, version.number)} serves traffic for {user}; stop it first",
@@ -53,9 +55,10 @@ def _record(
     kind: TransitionKind,
     actor: str,
     reason: str,
+    traffic: Traffic | None = None,
 ) -> Transition:
     if kind in {TransitionKind.transition, TransitionKind.promotion}:
-        _check_not_serving(session, bundle, version, to)
+        _check_not_serving(session, bundle, version, to, traffic)
     record = Transition(
         bundle_id=bundle.id or 0,
         version_pk=version.id or 0,
@@ -95,6 +98,7 @@ def transition_version(
     to: Stage,
     reason: str,
     actor: Principal,
+    traffic: Traffic,
     expected_production: int | Unset | None = UNSET,
 ) -> Transition:
     """Move a version to another stage; to production only through the approval gate."""
@@ -114,8 +118,11 @@ def transition_version(
             kind=TransitionKind.transition,
             actor=actor.name,
             reason=reason,
+            traffic=traffic,
         )
-    return _promote(session, bundle=bundle, version=version, current=current, actor=actor, reason=reason)
+    return _promote(
+        session, bundle=bundle, version=version, current=current, actor=actor, reason=reason, traffic=traffic
+    )
 
 
 def _promote(
@@ -126,6 +133,7 @@ def _promote(
     current: Version | None,
     actor: Principal,
     reason: str,
+    traffic: Traffic,
 ) -> Transition:
     if not actor.has(Role.approver):
         raise Forbidden(
@@ -141,6 +149,7 @@ def _promote(
             kind=TransitionKind.promotion,
             actor=actor.name,
             reason=reason or f"replaced by {bundles.version_id(bundle.name, version.number)}",
+            traffic=traffic,
         )
     record = _record(
         session,
@@ -150,6 +159,7 @@ def _promote(
         kind=TransitionKind.promotion,
         actor=actor.name,
         reason=reason,
+        traffic=traffic,
     )
     return record
 
@@ -210,6 +220,7 @@ def rollback(
     to: int | None,
     reason: str,
     actor: str,
+    traffic: Traffic,
     kind: TransitionKind = TransitionKind.rollback,
     expected_production: int | Unset | None = UNSET,
 ) -> Rollback:
@@ -242,8 +253,7 @@ def rollback(
     record = _record(
         session, bundle=bundle, version=target, to=Stage.production, kind=kind, actor=actor, reason=reason
     )
-    experiments_repo.stop_active_for_bundle(session, bundle.id or 0, f"rollback: {reason}")
-    experiments_repo.stop_running_rollouts(session, bundle.id or 0, f"rollback: {reason}")
+    traffic.stop_all(session, bundle.id or 0, f"rollback: {reason}")
     return Rollback(demoted=current, restored=target, transition=record)
 
 

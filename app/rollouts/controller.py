@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.changes import ChangeFeed
 from app.db import read_session, run_in_transaction
-from app.experiments import repository
-from app.experiments.rollouts import evaluate_rollout
+from app.rollouts import repository
+from app.rollouts.service import evaluate_rollout
 
 logger = logging.getLogger("chatver.rollouts")
 LEASE_SECONDS = 30.0
@@ -37,7 +37,7 @@ class RolloutController:
     def check_once(self) -> dict[str, str]:
         """Evaluate every running rollout this replica can lease; rollout id → outcome."""
         with read_session(self._engine) as session:
-            rollout_ids = repository.running_rollout_ids(session)
+            rollout_ids = repository.running_ids(session)
         outcomes: dict[str, str] = {}
         for rollout_id in rollout_ids:
             outcomes[rollout_id] = self._check(rollout_id)

@@ -38,6 +38,10 @@ class Rollout(SQLModel, table=True):
     steps: list[int] = Field(sa_column=Column(JSONType, nullable=False))
     step: int = Field(default=0, nullable=False)  # index into steps
     min_requests_per_step: int = Field(nullable=False)
+    # A step that gathers no passing evidence for this long stops the rollout (traffic returns to production).
+    max_wait_seconds: int = Field(
+        default=86_400, sa_column=Column(Integer, nullable=False, server_default="86400")
+    )
     guardrails: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     status: str = Field(default=RolloutStatus.running.value, sa_column=Column(String(16), nullable=False))
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))

@@ -1,12 +1,18 @@
-"""Rules of guarded rollouts: who may start one, how it ramps, when it promotes or rolls back."""
+"""Rules of guarded rollouts: who may start one, how it ramps, when it promotes or rolls back.
+
+A step advances only on evidence: every guardrail has enough data within the step and passes,
+and the candidate served ``min_requests_per_step`` requests in it. Each step is compared on
+its own traffic (the split changes between steps, so pooling them would mix allocations), and
+every check runs at α shared by all guardrails of all steps (Bonferroni), so a healthy version
+is rolled back with probability at most α however long it ramps.
+"""
 
 from __future__ import annotations
 
-import itertools
 import secrets
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
 
-from pydantic import Field, field_validator
 from sqlmodel import Session
 
 from app.auth.models import Role
@@ -14,36 +20,18 @@ from app.auth.service import Principal
 from app.bundles import repository as bundles_repo
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage
-from app.bundles.schemas import MAX_VERSION_NUMBER
-from app.dbtypes import utcnow
-from app.errors import Conflict, NotFound
-from app.events import repository as events_repo
-from app.experiments import repository
-from app.experiments.guardrails import TESTED_ON, GuardrailCheck, check_guardrail, request_samples
-from app.experiments.rollout_models import Rollout, RolloutStatus
-from app.experiments.schemas import Guardrail
+from app.dbtypes import rfc3339, utcnow
+from app.errors import ChatverError, Conflict, NotFound
+from app.experiments import repository as experiments_repo
+from app.experiments.evidence import ArmEvidence, load_arms
+from app.experiments.guardrails import GuardrailCheck, check_guardrail, family_alpha
+from app.experiments.traffic import TRAFFIC
 from app.lifecycle import service as lifecycle
-from app.schemas import RequestModel
+from app.rollouts import repository
+from app.rollouts.models import Rollout, RolloutStatus
+from app.rollouts.schemas import RolloutCreate, RolloutGuardrailPublic, RolloutPublic, RolloutStop
 
 SYSTEM = Principal("system", "system", Role.admin)
-
-
-class RolloutCreate(RequestModel):
-    version: int = Field(ge=1, le=MAX_VERSION_NUMBER)
-    steps: list[int] = Field(default_factory=lambda: [10, 50, 100], min_length=1, max_length=20)
-    min_requests_per_step: int = Field(default=200, ge=1, le=1_000_000_000)
-    guardrails: list[Guardrail] = Field(min_length=1, max_length=20)
-
-    @field_validator("steps")
-    @classmethod
-    def _ramp(cls, steps: list[int]) -> list[int]:
-        if any(not 0 < step <= 100 for step in steps):
-            raise ValueError("each step is a percentage of traffic from 1 to 100")
-        if any(b <= a for a, b in itertools.pairwise(steps)):
-            raise ValueError("steps must increase")
-        if steps[-1] != 100:
-            raise ValueError("the last step must be 100 (promotion)")
-        return steps
 
 
 def new_rollout_id() -> str:
@@ -64,11 +52,11 @@ def create_rollout(*, session: Session, bundle_name: str, body: RolloutCreate, a
             type_="illegal-transition",
         )
     lifecycle.check_approvals(session=session, bundle=bundle, version=version)
-    if repository.running_for_bundle(session, bundle.id or 0) is not None:
+    if experiments_repo.running_for_bundle(session, bundle.id or 0) is not None:
         raise Conflict(
             f"an experiment is running on {bundle.name}; stop it first", type_="experiment-running"
         )
-    if repository.running_rollout(session, bundle.id or 0) is not None:
+    if repository.running(session, bundle.id or 0) is not None:
         raise Conflict(f"a rollout is already running on {bundle.name}", type_="rollout-running")
     rollout = Rollout(
         id=new_rollout_id(),
@@ -77,63 +65,85 @@ def create_rollout(*, session: Session, bundle_name: str, body: RolloutCreate, a
         baseline=production.number,
         steps=body.steps,
         min_requests_per_step=body.min_requests_per_step,
+        max_wait_seconds=body.max_wait_seconds,
         guardrails=[g.model_dump() for g in body.guardrails],
         created_by=actor.name,
     )
-    repository.add_rollout(session, rollout)
+    repository.add(session, rollout)
     bundles.bundle_changed(session, bundle.name)
     return rollout
 
 
 def get_rollout(*, session: Session, rollout_id: str) -> Rollout:
-    rollout = repository.get_rollout(session, rollout_id)
+    rollout = repository.get(session, rollout_id)
     if rollout is None:
         raise NotFound(f"no rollout {rollout_id!r}", type_="unknown-rollout")
     return rollout
 
 
-def _arm_samples(session: Session, rollout: Rollout, vid: str) -> dict[str, Any]:
-    totals = events_repo.experiment_arm_totals(session, rollout.id, vid)
-    return {"totals": totals, "samples": request_samples(totals)}
+@dataclass(frozen=True)
+class StepEvidence:
+    """The current step's two arms and every guardrail's verdict on them."""
+
+    candidate: ArmEvidence
+    baseline: ArmEvidence
+    checks: list[GuardrailCheck]
+
+    def waiting_for(self, rollout: Rollout) -> list[str]:
+        """What keeps the step from advancing; empty when it may."""
+        needs = [
+            check.evidence() if check.status != "insufficient-data" else f"{check.metric}: not enough data"
+            for check in self.checks
+            if check.status != "ok"
+        ]
+        if self.candidate.requests < rollout.min_requests_per_step:
+            needs.append(
+                f"{rollout.min_requests_per_step - self.candidate.requests} more requests on the candidate "
+                f"({self.candidate.requests} of {rollout.min_requests_per_step})"
+            )
+        return needs
 
 
-def guardrail_checks(
-    session: Session, rollout: Rollout, bundle: Bundle
-) -> tuple[list[GuardrailCheck], dict[str, Any]]:
-    candidate = _arm_samples(session, rollout, bundles.version_id(bundle.name, rollout.version))
-    baseline = _arm_samples(session, rollout, bundles.version_id(bundle.name, rollout.baseline))
+def step_evidence(session: Session, rollout: Rollout, bundle: Bundle) -> StepEvidence:
+    candidate_id = bundles.version_id(bundle.name, rollout.version)
+    baseline_id = bundles.version_id(bundle.name, rollout.baseline)
+    arms = load_arms(session, rollout.id, rollout.step, [candidate_id, baseline_id])
+    # Every step but the last (100%, the promotion) is a comparison; all share α.
+    alpha = family_alpha(len(rollout.guardrails), len(rollout.steps) - 1)
     checks = [
         check_guardrail(
-            rail["metric"],
-            float(rail["max_regression"]),
-            baseline["samples"][TESTED_ON[rail["metric"]]],
-            candidate["samples"][TESTED_ON[rail["metric"]]],
+            rail["metric"], float(rail["max_regression"]), arms[baseline_id], arms[candidate_id], alpha
         )
         for rail in rollout.guardrails
     ]
-    return checks, {"candidate": candidate["totals"], "baseline": baseline["totals"]}
+    return StepEvidence(arms[candidate_id], arms[baseline_id], checks)
+
+
+def _finish(rollout: Rollout, status: RolloutStatus, reason: str) -> None:
+    rollout.status = status.value
+    rollout.reason = reason
+    rollout.finished_at = utcnow()
 
 
 def evaluate_rollout(*, session: Session, rollout_id: str) -> str:
-    """One controller step: roll back on a significant regression, else advance when the step is full.
+    """One controller step: roll back on a significant regression, advance on passing evidence.
 
     Safe to call after every batch of traffic: guardrails fail only on always-valid evidence.
-    Returns what happened: "rolled-back", "advanced", "promoted", "waiting" or "inactive".
+    Returns "rolled-back", "advanced", "promoted", "waiting", "timed-out", "stopped" or "inactive".
     """
-    rollout = repository.lock_rollout(session, rollout_id)
+    rollout = repository.lock(session, rollout_id)
     if rollout is None or rollout.status != RolloutStatus.running.value:
         return "inactive"
     bundle = session.get(Bundle, rollout.bundle_id)
     assert bundle is not None
     bundle = bundles.lock_bundle(session=session, name=bundle.name)
-    checks, _ = guardrail_checks(session, rollout, bundle)
-    failing = [check for check in checks if check.status == "failing"]
+    evidence = step_evidence(session, rollout, bundle)
     candidate_label = bundles.version_id(bundle.name, rollout.version)
+    percent = rollout.steps[rollout.step]
+    failing = [check for check in evidence.checks if check.status == "failing"]
     if failing:
-        evidence = "; ".join(check.evidence() for check in failing)
-        rollout.status = RolloutStatus.rolled_back.value
-        rollout.reason = f"guardrail failed at {rollout.steps[rollout.step]}% traffic: {evidence}"
-        rollout.finished_at = utcnow()
+        detail = "; ".join(check.evidence() for check in failing)
+        _finish(rollout, RolloutStatus.rolled_back, f"guardrail failed at {percent}% traffic: {detail}")
         session.add(rollout)
         version = bundles.get_version(session=session, bundle=bundle, selector=rollout.version)
         lifecycle.record_auto_rollback(
@@ -143,67 +153,115 @@ def evaluate_rollout(*, session: Session, rollout_id: str) -> str:
             reason=f"rollout {rollout.id} of {candidate_label}: {rollout.reason}",
         )
         return "rolled-back"
-    in_step = events_repo.count_events(
-        session, experiment_id=rollout.id, version_id=candidate_label, since=rollout.step_started_at
-    )
-    if in_step < rollout.min_requests_per_step:
-        return "waiting"
+    waiting = evidence.waiting_for(rollout)
+    if waiting:
+        if utcnow() - rollout.step_started_at <= timedelta(seconds=rollout.max_wait_seconds):
+            return "waiting"
+        _finish(
+            rollout,
+            RolloutStatus.stopped,
+            f"no passing evidence at {percent}% traffic within {rollout.max_wait_seconds}s: "
+            + "; ".join(waiting),
+        )
+        session.add(rollout)
+        bundles.bundle_changed(session, bundle.name)
+        return "timed-out"
     rollout.step += 1
     rollout.step_started_at = utcnow()
-    if rollout.steps[rollout.step] >= 100:
-        rollout.status = RolloutStatus.promoted.value  # first: the promotion archives the baseline
+    if rollout.steps[rollout.step] < 100:
         session.add(rollout)
-        session.flush()
-        lifecycle.transition_version(
-            session=session,
-            bundle_name=bundle.name,
-            number=rollout.version,
-            to=Stage.production,
-            reason=f"guarded rollout {rollout.id} passed every step",
-            actor=SYSTEM,
-        )
-        rollout.status = RolloutStatus.promoted.value
-        rollout.finished_at = utcnow()
-        rollout.reason = "promoted after passing every step"
-        session.add(rollout)
-        return "promoted"
+        bundles.bundle_changed(session, bundle.name)
+        return "advanced"
+    return _promote(session, rollout, bundle)
+
+
+def _promote(session: Session, rollout: Rollout, bundle: Bundle) -> str:
+    """Promote through the normal gate; a refused promotion stops the rollout with the reason."""
+    rollout.status = RolloutStatus.promoted.value  # first: the promotion archives the baseline it serves
     session.add(rollout)
-    bundles.bundle_changed(session, bundle.name)
-    return "advanced"
+    session.flush()
+    try:
+        with session.begin_nested():
+            lifecycle.transition_version(
+                session=session,
+                bundle_name=bundle.name,
+                number=rollout.version,
+                to=Stage.production,
+                reason=f"guarded rollout {rollout.id} passed every step",
+                actor=SYSTEM,
+                traffic=TRAFFIC,
+            )
+    except ChatverError as exc:
+        rollout.step -= 1  # it never served 100%
+        _finish(rollout, RolloutStatus.stopped, f"promotion refused: {exc.detail}")
+        session.add(rollout)
+        bundles.bundle_changed(session, bundle.name)
+        return "stopped"
+    _finish(rollout, RolloutStatus.promoted, "promoted after passing every step")
+    session.add(rollout)
+    return "promoted"
 
 
-def rollout_public(session: Session, rollout: Rollout) -> dict[str, Any]:
+def stop_rollout(*, session: Session, rollout_id: str, body: RolloutStop, actor: Principal) -> Rollout:
+    """Stop by hand: traffic returns to production, the candidate stays where it is."""
+    rollout = repository.lock(session, rollout_id)
+    if rollout is None:
+        raise NotFound(f"no rollout {rollout_id!r}", type_="unknown-rollout")
+    if rollout.status != RolloutStatus.running.value:
+        raise Conflict(f"rollout {rollout.id} is {rollout.status}", type_="rollout-finished")
+    _finish(rollout, RolloutStatus.stopped, f"stopped by {actor.name}: {body.reason}")
+    session.add(rollout)
     bundle = session.get(Bundle, rollout.bundle_id)
     assert bundle is not None
-    checks, totals = guardrail_checks(session, rollout, bundle)
-    return {
-        "id": rollout.id,
-        "bundle": bundle.name,
-        "version_id": bundles.version_id(bundle.name, rollout.version),
-        "baseline_version_id": bundles.version_id(bundle.name, rollout.baseline),
-        "status": rollout.status,
-        "steps": rollout.steps,
-        "step": rollout.step,
-        "percent": rollout.steps[min(rollout.step, len(rollout.steps) - 1)],
-        "min_requests_per_step": rollout.min_requests_per_step,
-        "guardrails": [
-            {
-                "metric": c.metric,
-                "max_regression": c.max_regression,
-                "status": c.status,
-                "regression": c.regression,
-                "bound": c.bound,
-            }
-            for c in checks
+    bundles.bundle_changed(session, bundle.name)
+    return rollout
+
+
+def rollout_public(session: Session, rollout: Rollout) -> RolloutPublic:
+    bundle = session.get(Bundle, rollout.bundle_id)
+    assert bundle is not None
+    evidence = step_evidence(session, rollout, bundle)
+    waiting = evidence.waiting_for(rollout) if rollout.status == RolloutStatus.running.value else []
+    if rollout.status != RolloutStatus.running.value:
+        state = rollout.status
+    elif not waiting:
+        state = "ready"
+    elif any(c.status == "insufficient-data" for c in evidence.checks) or (
+        evidence.candidate.requests < rollout.min_requests_per_step
+    ):
+        state = "waiting-for-data"
+    else:
+        state = "waiting-for-evidence"
+    return RolloutPublic(
+        id=rollout.id,
+        bundle=bundle.name,
+        version_id=bundles.version_id(bundle.name, rollout.version),
+        baseline_version_id=bundles.version_id(bundle.name, rollout.baseline),
+        status=rollout.status,
+        state=state,
+        waiting_for=waiting,
+        steps=rollout.steps,
+        step=rollout.step,
+        percent=rollout.steps[min(rollout.step, len(rollout.steps) - 1)],
+        min_requests_per_step=rollout.min_requests_per_step,
+        max_wait_seconds=rollout.max_wait_seconds,
+        guardrails=[
+            RolloutGuardrailPublic(
+                metric=c.metric,
+                max_regression=c.max_regression,
+                status=c.status,
+                regression=c.regression,
+                bound=c.bound,
+                upper=c.upper,
+                alpha=c.alpha,
+            )
+            for c in evidence.checks
         ],
-        "requests": {
-            "candidate": totals["candidate"]["requests"],
-            "baseline": totals["baseline"]["requests"],
-        },
-        "reason": rollout.reason,
-        "created_by": rollout.created_by,
-        "created_at": rollout.created_at.isoformat().replace("+00:00", "Z"),
-        "finished_at": rollout.finished_at.isoformat().replace("+00:00", "Z")
-        if rollout.finished_at
-        else None,
-    }
+        requests={"candidate": evidence.candidate.requests, "baseline": evidence.baseline.requests},
+        subjects={"candidate": evidence.candidate.units, "baseline": evidence.baseline.units},
+        reason=rollout.reason,
+        created_by=rollout.created_by,
+        created_at=rfc3339(rollout.created_at),
+        step_started_at=rfc3339(rollout.step_started_at),
+        finished_at=rfc3339(rollout.finished_at) if rollout.finished_at else None,
+    )

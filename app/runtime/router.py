@@ -13,7 +13,7 @@ from app.bundles.models import Stage
 from app.bundles.schemas import BUNDLE_NAME, MAX_VERSION_NUMBER
 from app.bundles.templating import render_template
 from app.bundles.variables import resolve_values
-from app.cache.resolver import ActiveResolver, ResolvedVersion, Selector, Served
+from app.cache.resolver import ActiveResolver, Selector, Served
 from app.schemas import RequestModel
 
 router = APIRouter(prefix="/api/bundles", tags=["runtime"])
@@ -34,6 +34,7 @@ class RenderedPrompt(BaseModel):
     system_prompt: str
     messages: list[dict[str, str]]
     experiment: dict[str, str] | None
+    rollout: dict[str, Any] | None = None
 
 
 def _resolver(request: Request) -> ActiveResolver:
@@ -41,7 +42,8 @@ def _resolver(request: Request) -> ActiveResolver:
     return resolver
 
 
-def active_body(resolved: ResolvedVersion, experiment: dict[str, str] | None) -> dict[str, Any]:
+def active_body(served: Served) -> dict[str, Any]:
+    resolved = served.version
     return {
         "bundle": resolved.bundle,
         "version_id": resolved.version_id,
@@ -53,7 +55,8 @@ def active_body(resolved: ResolvedVersion, experiment: dict[str, str] | None) ->
         "variables": resolved.variables,
         "params": resolved.params,
         "checkpoint": resolved.checkpoint,
-        "experiment": experiment,
+        "experiment": served.experiment,
+        "rollout": served.rollout,
     }
 
 
@@ -85,18 +88,18 @@ async def get_active(
         served = await resolver.serve(name, subject)
     else:
         served = Served(await resolver.resolve(name, Selector(stage=stage)))
-    resolved, experiment = served.version, served.experiment
+    resolved = served.version
     etag = (
         f'"{resolved.digest}"'
-        if experiment is None
+        if served.experiment_id is None
         else f'"{resolved.digest};{served.experiment_id}/{served.arm}"'
     )
     headers = {"ETag": etag, "Cache-Control": "no-cache", "x-chatver-version-id": resolved.version_id}
-    if experiment is not None:
+    if served.experiment_id is not None:
         headers["x-chatver-experiment"] = f"{served.experiment_id}/{served.arm}"
     if _etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    body = json.dumps(active_body(resolved, experiment), ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(active_body(served), ensure_ascii=False, separators=(",", ":"))
     return Response(body, media_type="application/json", headers=headers)
 
 
@@ -120,4 +123,5 @@ async def render_prompt(
         system_prompt=text,
         messages=[{"role": "system", "content": text}],
         experiment=served.experiment,
+        rollout=served.rollout,
     )

@@ -1,7 +1,9 @@
-"""Guarded rollouts end to end through the gateway: promoted when healthy, rolled back when not."""
+"""Guarded rollouts end to end through the gateway: promoted on evidence, rolled back on a regression,
+stopped when the evidence never comes or the promotion is refused."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -9,7 +11,10 @@ import pytest
 import respx
 from fastapi import FastAPI
 
-from app.experiments.rollout_controller import RolloutController
+from app.db import write_session
+from app.dbtypes import utcnow
+from app.rollouts.controller import RolloutController
+from app.rollouts.models import Rollout
 from tests.conftest import ALLOWED_API_BASE, Api
 from tests.llm import GATEWAY_PARAMS, UPSTREAM, chat, flush_events, ok
 
@@ -64,6 +69,12 @@ def drive(api: Api, count: int, offset: int = 0) -> dict[str, int]:
     return served
 
 
+def status_of(api: Api, rollout: dict[str, Any]) -> dict[str, Any]:
+    response = api.client.get(f"/api/rollouts/{rollout['id']}", headers=api.keys["runtime"])
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 def controller(app: FastAPI) -> RolloutController:
     return app.state.rollouts  # type: ignore[no-any-return]
 
@@ -76,14 +87,17 @@ class TestHealthyRollout:
         upstream.post(CANDIDATE_UPSTREAM).mock(return_value=ok())
         rollout = start(ready)
         assert rollout["percent"] == 10 and rollout["status"] == "running"
+        assert rollout["state"] == "waiting-for-data"
         assert controller(app).check_once() == {rollout["id"]: "waiting"}
-        served = drive(ready, 400)
-        assert 15 <= served.get("support-bot@2", 0) <= 70  # ~10% of 400, at least a step's worth
+        served = drive(ready, 600)
+        assert 30 <= served.get("support-bot@2", 0) <= 100  # ~10% of 600: enough subjects to judge
+        assert status_of(ready, rollout)["state"] == "ready"
         assert controller(app).check_once() == {rollout["id"]: "advanced"}
-        status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
-        assert status["percent"] == 50
-        served = drive(ready, 80, offset=1000)
-        assert served.get("support-bot@2", 0) >= 25  # ~50% now
+        status = status_of(ready, rollout)
+        # The next step is judged on its own traffic: the split changed.
+        assert status["percent"] == 50 and status["requests"] == {"candidate": 0, "baseline": 0}
+        served = drive(ready, 120, offset=1000)
+        assert served.get("support-bot@2", 0) >= 30  # ~50% now
         assert controller(app).check_once() == {rollout["id"]: "promoted"}
         bundle = ready.client.get("/api/bundles/support-bot", headers=ready.keys["runtime"]).json()
         assert bundle["production"] == "support-bot@2"
@@ -103,15 +117,15 @@ class TestHealthyRollout:
         rollout = start(ready, min_requests_per_step=5)
         early = {
             i
-            for i in range(200)
+            for i in range(500)
             if chat(ready, headers={"x-chatver-subject": f"user-{i}"}).headers["x-chatver-version-id"]
             == "support-bot@2"
         }
         flush_events(ready)
-        assert controller(app).check_once() == {rollout["id"]: "advanced"}  # ~20 expected, 5 needed
+        assert controller(app).check_once() == {rollout["id"]: "advanced"}  # ~50 subjects on the candidate
         later = {
             i
-            for i in range(200)
+            for i in range(500)
             if chat(ready, headers={"x-chatver-subject": f"user-{i}"}).headers["x-chatver-version-id"]
             == "support-bot@2"
         }
@@ -127,8 +141,8 @@ class TestFailingRollout:
             return_value=httpx.Response(500, json={"error": {"message": "boom"}})
         )
         rollout = start(ready)
-        served = drive(ready, 500)
-        assert served.get("support-bot@2", 0) >= 20  # ~50 expected: enough for the guardrail to judge
+        served = drive(ready, 600)
+        assert served.get("support-bot@2", 0) >= 30  # ~60 expected: enough for the guardrail to judge
         assert controller(app).check_once() == {rollout["id"]: "rolled-back"}
         status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
         assert status["status"] == "rolled-back"
@@ -160,6 +174,8 @@ class TestRolloutRules:
             ({"steps": [50, 10, 100]}, "steps"),
             ({"steps": [10, 50]}, "steps"),
             ({"steps": [0, 100]}, "steps"),
+            ({"steps": [100]}, "steps"),
+            ({"max_wait_seconds": 5}, "max_wait_seconds"),
             ({"guardrails": [{"metric": "vibes", "max_regression": 0.1}]}, "guardrails.0.metric"),
             ({"guardrails": []}, "guardrails"),
             ({"min_requests_per_step": 0}, "min_requests_per_step"),
@@ -199,14 +215,128 @@ class TestRolloutRules:
         )
         assert response.status_code == 403
 
-    def test_a_manual_rollback_stops_the_rollout(self, ready: Api) -> None:
-        rollout = start(ready)
-        ready.publish(params={**GATEWAY_PARAMS, "temperature": 1.7})
-        ready.client.post(
-            "/api/bundles/support-bot/rollback", json={"reason": "x", "to": 1}, headers=ready.keys["approver"]
+    def test_steps_without_a_comparison_are_refused_with_the_reason(self, ready: Api) -> None:
+        response = ready.client.post(
+            "/api/bundles/support-bot/rollouts",
+            json=rollout_body(steps=[100]),
+            headers=ready.keys["approver2"],
         )
-        status = ready.client.get(f"/api/rollouts/{rollout['id']}", headers=ready.keys["runtime"]).json()
-        assert status["status"] in {"running", "stopped"}
+        assert response.status_code == 422
+        assert "compares the candidate with production" in response.json()["errors"][0]["message"]
+
+    def test_a_rollback_without_an_earlier_production_is_409_and_the_rollout_goes_on(
+        self, ready: Api
+    ) -> None:
+        rollout = start(ready)
+        response = ready.client.post(
+            "/api/bundles/support-bot/rollback", json={"reason": "x"}, headers=ready.keys["approver"]
+        )
+        assert response.status_code == 409 and response.json()["type"] == "nothing-to-roll-back"
+        assert status_of(ready, rollout)["status"] == "running"
+
+    def test_a_manual_rollback_stops_the_rollout(self, ready: Api) -> None:
+        ready.publish(params={**GATEWAY_PARAMS, "temperature": 1.7})
+        ready.to_production(3)  # v1 archived, v3 serves; v2 still approved in validation
+        rollout = start(ready)
+        assert rollout["baseline_version_id"] == "support-bot@3"
+        response = ready.client.post(
+            "/api/bundles/support-bot/rollback", json={"reason": "pager"}, headers=ready.keys["approver"]
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["to"] == "support-bot@1"
+        status = status_of(ready, rollout)
+        assert status["status"] == "stopped" and status["reason"] == "rollback: pager"
+        assert drive(ready, 20, offset=7000) == {"support-bot@1": 20}
+
+    def test_stopping_by_hand_returns_traffic_to_production(
+        self, ready: Api, upstream: respx.MockRouter
+    ) -> None:
+        upstream.post(UPSTREAM).mock(return_value=ok())
+        rollout = start(ready, steps=[90, 100])
+        response = ready.client.post(
+            f"/api/rollouts/{rollout['id']}/stop", json={"reason": "looks off"}, headers=ready.keys["editor"]
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "stopped" and "looks off" in response.json()["reason"]
+        assert drive(ready, 20) == {"support-bot@1": 20}
+        again = ready.client.post(
+            f"/api/rollouts/{rollout['id']}/stop", json={"reason": "again"}, headers=ready.keys["editor"]
+        )
+        assert again.status_code == 409
+        runtime = ready.client.post(
+            f"/api/rollouts/{rollout['id']}/stop", json={"reason": "x"}, headers=ready.keys["runtime"]
+        )
+        assert runtime.status_code == 403
+
+    def test_active_reports_a_rollout_as_a_rollout(self, ready: Api) -> None:
+        rollout = start(ready, steps=[50, 100])
+        for i in range(40):
+            body = ready.client.get(
+                f"/api/bundles/support-bot/active?subject=u-{i}", headers=ready.keys["runtime"]
+            ).json()
+            assert body["experiment"] is None
+            assert body["rollout"]["id"] == rollout["id"] and body["rollout"]["percent"] == 50
+            assert body["rollout"]["arm"] == (
+                "candidate" if body["version_id"] == "support-bot@2" else "baseline"
+            )
+
+
+class TestEvidence:
+    def test_a_step_does_not_advance_while_a_guardrail_only_warns(
+        self, ready: Api, app: FastAPI, upstream: respx.MockRouter
+    ) -> None:
+        upstream.post(UPSTREAM).mock(return_value=ok())
+        calls = {"n": 0}
+
+        def flaky(request: httpx.Request) -> httpx.Response:
+            calls["n"] += 1
+            if calls["n"] % 12 == 0:
+                return httpx.Response(500, json={"error": {"message": "boom"}})
+            return ok()
+
+        upstream.post(CANDIDATE_UPSTREAM).mock(side_effect=flaky)
+        rollout = start(ready, guardrails=[{"metric": "error_rate", "max_regression": 0.0}])
+        drive(ready, 600)
+        status = status_of(ready, rollout)
+        assert status["guardrails"][0]["status"] == "warning"  # worse, but not provably so
+        assert status["state"] == "waiting-for-evidence"
+        assert any("error_rate regressed" in need for need in status["waiting_for"])
+        assert controller(app).check_once() == {rollout["id"]: "waiting"}
+
+    def test_a_step_that_never_gathers_evidence_times_out_and_stops(self, ready: Api, app: FastAPI) -> None:
+        rollout = start(ready, max_wait_seconds=60)
+        assert controller(app).check_once() == {rollout["id"]: "waiting"}
+        with write_session(app.state.engine) as session, session.begin():
+            row = session.get(Rollout, rollout["id"])
+            assert row is not None
+            row.step_started_at = utcnow() - timedelta(seconds=61)
+        assert controller(app).check_once() == {rollout["id"]: "timed-out"}
+        status = status_of(ready, rollout)
+        assert status["status"] == "stopped"
+        assert status["reason"].startswith(
+            "no passing evidence at 10% traffic within 60s: error_rate: not enough data"
+        )
+        active = ready.client.get("/api/bundles/support-bot/active", headers=ready.keys["runtime"]).json()
+        assert active["version_id"] == "support-bot@1" and active["rollout"] is None
+
+    def test_a_refused_promotion_stops_the_rollout_with_the_reason(
+        self, ready: Api, app: FastAPI, upstream: respx.MockRouter
+    ) -> None:
+        upstream.post(UPSTREAM).mock(return_value=ok())
+        upstream.post(CANDIDATE_UPSTREAM).mock(return_value=ok())
+        rollout = start(ready, steps=[50, 100])
+        drive(ready, 120)
+        raised = ready.client.patch(
+            "/api/bundles/support-bot", json={"required_approvals": 3}, headers=ready.keys["admin"]
+        )
+        assert raised.status_code == 200, raised.text
+        assert controller(app).check_once() == {rollout["id"]: "stopped"}
+        status = status_of(ready, rollout)
+        assert status["status"] == "stopped" and status["reason"].startswith("promotion refused:")
+        assert status["percent"] == 50
+        bundle = ready.client.get("/api/bundles/support-bot", headers=ready.keys["runtime"]).json()
+        assert bundle["production"] == "support-bot@1"
+        assert controller(app).check_once() == {}  # not retried forever
 
 
 class TestController:

@@ -1,0 +1,1 @@
+"""Guarded rollouts: a version ramped through traffic steps, promoted or rolled back on evidence."""
