@@ -180,8 +180,8 @@ class TestFamilies:
 class TestFeedback:
     def test_replaced_feedback_is_counted_once_with_the_new_value(
         self,
-        two: Api,
-        upstream: respx.MockRouter,  # noqa: F811
+        two: Api,  # noqa: F811
+        upstream: respx.MockRouter,
     ) -> None:
         upstream.post(UPSTREAM).mock(return_value=ok())
         experiment = started(two, seed="feedback")
