@@ -29,6 +29,7 @@ SEQUENTIAL_TUNING = 5000  # the sample size around which the confidence sequence
 SRM_ALPHA = 0.001
 SRM_MIN_PER_ARM = 8
 CUPED_MIN_UNITS = 20  # units with pre-period data, per arm, before adjusting
+EDGE_DIGITS = 12  # quantile bounds are bucket-edge ratios; see quantile_ratio_bounds
 
 
 # --- samples ------------------------------------------------------------------------------------
@@ -305,12 +306,18 @@ def quantile_ratio_bounds(
     alpha: float,
     design_effects: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[float, float] | None:
-    """Always-valid bounds on treatment's q-quantile / control's - 1 (each arm's sequence at α/2)."""
+    """Always-valid bounds on treatment's q-quantile / control's - 1 (each arm's sequence at α/2).
+
+    The bounds are ratios of bucket edges, i.e. powers of the bucket width minus one, so two edges
+    that are the same value must give exactly 0 (a tie is no evidence of a regression): the
+    floating-point noise of computing them (~1e-16) is rounded away. Distinct edge ratios differ by
+    at least 2%, far above the rounding.
+    """
     c = quantile_bounds(control, q, alpha / 2, design_effects[0])
     t = quantile_bounds(treatment, q, alpha / 2, design_effects[1])
     if c is None or t is None or c[0] <= 0:
         return None
-    return t[0] / c[1] - 1, t[1] / c[0] - 1
+    return round(t[0] / c[1] - 1, EDGE_DIGITS), round(t[1] / c[0] - 1, EDGE_DIGITS)
 
 
 def design_effect(clustered: Sample, requests: Sample) -> float:

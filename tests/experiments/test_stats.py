@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats as sp
 
-from app.events.aggregates import Histogram
+from app.events.aggregates import Histogram, bucket_edges
 from app.experiments.stats import (
     ALPHA,
     RatioSums,
@@ -18,6 +18,7 @@ from app.experiments.stats import (
     design_effect,
     holm,
     quantile_bounds,
+    quantile_ratio_bounds,
     relative_lift,
     sample_ratio_mismatch,
     sequential_halfwidth,
@@ -287,3 +288,16 @@ class TestQuantiles:
 
     def test_no_bounds_until_the_upper_one_exists(self) -> None:
         assert quantile_bounds(Histogram.of([100.0] * 10), 0.99, ALPHA) is None
+
+    def test_arms_that_meet_at_a_bucket_edge_give_a_lower_bound_of_exactly_zero(self) -> None:
+        # Control's values all fall in one bucket, treatment's in the next: the data cannot tell
+        # the two quantiles apart at their shared edge, so the regression's lower bound is 0, not
+        # the 1e-16 of floating-point noise that a max_regression of 0.0 would read as failing.
+        for bucket in (1, 137, 404, 911):
+            low, high = bucket_edges(bucket)
+            control = Histogram({bucket: 5000})
+            treatment = Histogram({bucket + 1: 5000})
+            bounds = quantile_ratio_bounds(control, treatment, 0.95, ALPHA)
+            assert bounds is not None
+            assert bounds[0] == 0.0, (bucket, low, high, bounds)
+            assert bounds[1] == pytest.approx(bucket_edges(bucket + 1)[1] / low - 1)
