@@ -26,7 +26,6 @@ from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
 from app.experiments import service as experiments_service
 from app.experiments.router import router as experiments_router
-from app.experiments.traffic import TRAFFIC
 from app.gateway.llm import LLMRouter, configure_litellm
 from app.gateway.router import router as gateway_router
 from app.gateway.service import Gateway
@@ -35,6 +34,7 @@ from app.lifecycle.router import router as lifecycle_router
 from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.rollouts.controller import RolloutController
 from app.rollouts.router import router as rollouts_router
+from app.rollouts.traffic import TRAFFIC
 from app.runtime.router import router as runtime_router
 from app.settings import Settings
 

@@ -1,8 +1,8 @@
-"""/api/bundles: bundles, versions, evaluations, diff and compare."""
+"""/api/bundles: bundles, versions, evaluations and diff (compare, with live metrics, is in app.events)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
@@ -23,10 +23,9 @@ from app.bundles.schemas import (
     VersionCreate,
     VersionPublic,
 )
+from app.bundles.traffic import Splitting, Traffic, TrafficDep
 from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
-from app.errors import invalid
-from app.experiments import repository as experiments_repo
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/bundles", tags=["bundles"])
@@ -36,12 +35,13 @@ VersionSelector = Annotated[str, Path(max_length=80, description="version number
 VersionNumber = Annotated[int, Query(ge=1, le=MAX_VERSION_NUMBER)]
 
 
-def bundle_public(bundle: Bundle, production: int | None, experiment: str | None) -> BundlePublic:
+def bundle_public(bundle: Bundle, production: int | None, splitting: Splitting | None) -> BundlePublic:
     return BundlePublic(
         name=bundle.name,
         description=bundle.description,
         production=service.version_id(bundle.name, production) if production else None,
-        experiment=experiment,
+        experiment=splitting.experiment if splitting else None,
+        rollout=splitting.rollout if splitting else None,
         required_approvals=bundle.required_approvals,
         versions=bundle.last_number,
         created_at=rfc3339(bundle.created_at),
@@ -85,10 +85,10 @@ def version_public(
     )
 
 
-def _one_bundle(session: Session, name: str) -> BundlePublic:
+def _one_bundle(session: Session, name: str, traffic: Traffic) -> BundlePublic:
     bundle = service.get_bundle(session=session, name=name)
     production = service.production_numbers(session=session, bundles=[bundle]).get(bundle.id or 0)
-    running = experiments_repo.running_by_bundle(session, [bundle.id or 0]).get(bundle.id or 0)
+    running = traffic.running(session, [bundle.id or 0]).get(bundle.id or 0)
     return bundle_public(bundle, production, running)
 
 
@@ -102,23 +102,25 @@ async def create_bundle(body: BundleCreate, uow: WriteDep, _: EditorKey) -> Bund
 
 
 @router.get("")
-def list_bundles(session: SessionDep, _: RuntimeKey) -> list[BundlePublic]:
+def list_bundles(session: SessionDep, _: RuntimeKey, traffic: TrafficDep) -> list[BundlePublic]:
     bundles = service.list_bundles(session=session)
     production = service.production_numbers(session=session, bundles=bundles)
-    running = experiments_repo.running_by_bundle(session, [b.id or 0 for b in bundles])
+    running = traffic.running(session, [b.id or 0 for b in bundles])
     return [bundle_public(b, production.get(b.id or 0), running.get(b.id or 0)) for b in bundles]
 
 
 @router.get("/{name}")
-def get_bundle(name: BundleName, session: SessionDep, _: RuntimeKey) -> BundlePublic:
-    return _one_bundle(session, name)
+def get_bundle(name: BundleName, session: SessionDep, _: RuntimeKey, traffic: TrafficDep) -> BundlePublic:
+    return _one_bundle(session, name, traffic)
 
 
 @router.patch("/{name}")
-async def update_bundle(name: BundleName, body: BundleUpdate, uow: WriteDep, _: ApproverKey) -> BundlePublic:
+async def update_bundle(
+    name: BundleName, body: BundleUpdate, uow: WriteDep, _: ApproverKey, traffic: TrafficDep
+) -> BundlePublic:
     def work(session: Session) -> BundlePublic:
         service.update_bundle(session=session, name=name, body=body)
-        return _one_bundle(session, name)
+        return _one_bundle(session, name, traffic)
 
     return await uow.run(work)
 
@@ -209,55 +211,3 @@ def diff_versions(
         ],
         system_prompt_diff=service.prompt_diff(old, new, name),
     )
-
-
-def _parse_numbers(raw: str) -> list[int]:
-    numbers: list[int] = []
-    for part in raw.split(","):
-        part = part.strip()
-        if not (
-            part.isascii() and part.isdigit() and len(part) <= 10 and 1 <= int(part) <= MAX_VERSION_NUMBER
-        ):
-            raise invalid("versions", f"{part!r} is not a version number; use e.g. versions=3,4")
-        if int(part) not in numbers:
-            numbers.append(int(part))
-    if not 1 <= len(numbers) <= 10:
-        raise invalid("versions", "list 1 to 10 version numbers")
-    return numbers
-
-
-@router.get("/{name}/compare")
-def compare_versions(
-    name: BundleName,
-    session: SessionDep,
-    _: RuntimeKey,
-    versions: Annotated[str | None, Query(max_length=200, description="e.g. 3,4")] = None,
-) -> dict[str, Any]:
-    """Side by side: config and the latest evaluation metrics of each version."""
-    bundle = service.get_bundle(session=session, name=name)
-    if versions is not None:
-        numbers = _parse_numbers(versions)
-    else:
-        production = service.production_numbers(session=session, bundles=[bundle]).get(bundle.id or 0)
-        numbers = [n for n in dict.fromkeys([production, bundle.last_number]) if n]
-    rows = [service.get_version(session=session, bundle=bundle, selector=n) for n in numbers]
-    evaluations = service.evaluations_of(session=session, versions=rows)
-    return {
-        "bundle": name,
-        "versions": [
-            {
-                "version_id": service.version_id(name, v.number),
-                "stage": v.stage,
-                "semver": v.semver,
-                "digest": v.digest,
-                "config": {
-                    f: getattr(v, f) for f in ("model", "system_prompt", "variables", "checkpoint", "params")
-                },
-                "eval_metrics": service.latest_metrics(v, evaluations[v.id or 0]),
-                "evaluations": len(evaluations[v.id or 0]),
-                "created_at": rfc3339(v.created_at),
-                "author": v.author,
-            }
-            for v in rows
-        ],
-    }

@@ -43,6 +43,7 @@ class BundlePublic(BaseModel):
     description: str
     production: str | None
     experiment: str | None
+    rollout: str | None = None  # the running guarded rollout's id
     required_approvals: int
     versions: int
     created_at: str
@@ -158,3 +159,25 @@ class DiffPublic(BaseModel):
     to: str
     changes: list[FieldChange]
     system_prompt_diff: str
+
+
+class VersionConfig(BaseModel):
+    """The fields of a version that its digest covers."""
+
+    model: str
+    system_prompt: str
+    variables: dict[str, Any]
+    checkpoint: dict[str, Any] | None
+    params: dict[str, Any]
+
+
+class ComparedVersion(BaseModel):
+    version_id: str
+    stage: str
+    semver: str | None
+    digest: str
+    config: VersionConfig
+    eval_metrics: dict[str, float | int] = Field(description="latest value per metric")
+    evaluations: int
+    created_at: str
+    author: str

@@ -19,7 +19,9 @@ from app.bundles.schemas import (
     MAX_VERSION_NUMBER,
     BundleCreate,
     BundleUpdate,
+    ComparedVersion,
     EvaluationCreate,
+    VersionConfig,
     VersionCreate,
     normalize_semver,
 )
@@ -27,7 +29,7 @@ from app.bundles.secrets import find_secret
 from app.bundles.templating import check_template
 from app.changes import Change
 from app.db import announce
-from app.dbtypes import utcnow
+from app.dbtypes import rfc3339, utcnow
 from app.errors import Conflict, NotFound, invalid
 from app.settings import Settings, origin_of
 
@@ -301,6 +303,55 @@ def latest_metrics(version: Version, evaluations: list[Evaluation]) -> dict[str,
     for evaluation in sorted(evaluations, key=lambda e: e.id or 0):
         metrics.update(evaluation.metrics)
     return metrics
+
+
+# --- compare -------------------------------------------------------------------------------
+
+MAX_COMPARED = 10
+
+
+def parse_version_numbers(raw: str, field: str = "versions") -> list[int]:
+    """``"3,4"`` → [3, 4]: 1 to MAX_COMPARED distinct version numbers, in the order given."""
+    numbers: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not (
+            part.isascii() and part.isdigit() and len(part) <= 10 and 1 <= int(part) <= MAX_VERSION_NUMBER
+        ):
+            raise invalid(field, f"{part!r} is not a version number; use e.g. {field}=3,4")
+        if int(part) not in numbers:
+            numbers.append(int(part))
+    if not 1 <= len(numbers) <= MAX_COMPARED:
+        raise invalid(field, f"list 1 to {MAX_COMPARED} version numbers")
+    return numbers
+
+
+def compared_versions(*, session: Session, bundle: Bundle, numbers: list[int] | None) -> list[Version]:
+    """The listed versions, or by default the production version and the newest one."""
+    if numbers is None:
+        production = production_numbers(session=session, bundles=[bundle]).get(bundle.id or 0)
+        numbers = [n for n in dict.fromkeys([production, bundle.last_number]) if n]
+    return [get_version(session=session, bundle=bundle, selector=n) for n in numbers]
+
+
+def compared_version(version: Version, bundle_name: str, evaluations: list[Evaluation]) -> ComparedVersion:
+    return ComparedVersion(
+        version_id=version_id(bundle_name, version.number),
+        stage=version.stage,
+        semver=version.semver,
+        digest=version.digest,
+        config=VersionConfig(
+            model=version.model,
+            system_prompt=version.system_prompt,
+            variables=version.variables,
+            checkpoint=version.checkpoint,
+            params=version.params,
+        ),
+        eval_metrics=latest_metrics(version, evaluations),
+        evaluations=len(evaluations),
+        created_at=rfc3339(version.created_at),
+        author=version.author,
+    )
 
 
 # --- diff ----------------------------------------------------------------------------------

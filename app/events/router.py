@@ -1,4 +1,4 @@
-"""Feedback, reported events, per-version metrics and the Prometheus endpoint."""
+"""Feedback, reported events, per-version metrics, compare (config + live metrics) and Prometheus."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ from app.db import SessionDep, WriteDep, read_session
 from app.errors import FieldError, NotFound, PayloadTooLarge, Unprocessable, invalid, validation_error
 from app.events import service
 from app.events.models import ChatEvent
-from app.events.schemas import MAX_BATCH, EventCreate, FeedbackCreate
+from app.events.schemas import (
+    MAX_BATCH,
+    Comparison,
+    EventCreate,
+    FeedbackCreate,
+    VersionComparison,
+    VersionMetrics,
+)
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
 
@@ -141,16 +148,36 @@ def version_metrics(
     session: SessionDep,
     _: RuntimeKey,
     since: Annotated[datetime | None, Query(description="RFC 3339 time; only events from then on")] = None,
-) -> dict[str, Any]:
+) -> VersionMetrics:
     """Live metrics of one version, from the events attributed to it."""
     bundle = bundles.get_bundle(session=session, name=name)
     version = bundles.get_version(session=session, bundle=bundle, selector=number)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    metrics = service.version_metrics(
+    return service.version_metrics(
         session=session, version_id=bundles.version_id(name, version.number), since=since
     )
-    return {**metrics, "since": since.isoformat().replace("+00:00", "Z") if since else None}
+
+
+@router.get("/api/bundles/{name}/compare")
+def compare_versions(
+    name: Annotated[str, Path(pattern=BUNDLE_NAME)],
+    session: SessionDep,
+    _: RuntimeKey,
+    versions: Annotated[str | None, Query(max_length=200, description="e.g. 3,4")] = None,
+) -> Comparison:
+    """Side by side: config, the latest evaluation metrics and the live metrics of each version;
+    by default the production version and the newest one."""
+    bundle = bundles.get_bundle(session=session, name=name)
+    numbers = bundles.parse_version_numbers(versions) if versions is not None else None
+    rows = bundles.compared_versions(session=session, bundle=bundle, numbers=numbers)
+    evaluations = bundles.evaluations_of(session=session, versions=rows)
+    compared = []
+    for version in rows:
+        base = bundles.compared_version(version, name, evaluations[version.id or 0])
+        metrics = service.version_metrics(session=session, version_id=base.version_id, since=None)
+        compared.append(VersionComparison(**base.model_dump(), live_metrics=metrics))
+    return Comparison(bundle=name, versions=compared)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -1,11 +1,12 @@
-"""Request shapes of feedback and reported events (see API.md, Outcomes and events)."""
+"""Shapes of feedback, reported events and per-version metrics (see API.md, Outcomes and events, Metrics)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictFloat, StrictInt
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
+from app.bundles.schemas import ComparedVersion
 from app.schemas import RequestModel
 
 OUTCOME_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
@@ -37,3 +38,58 @@ class EventCreate(RequestModel):
     outcomes: dict[OutcomeName, Annotated[Value, Field(ge=-1e12, le=1e12)]] = Field(
         default_factory=dict, max_length=50
     )
+
+
+# --- responses -------------------------------------------------------------------------------------
+
+
+class LatencyPercentiles(BaseModel):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TtftPercentiles(BaseModel):
+    p50: float | None
+    p95: float | None
+
+
+class TokenTotals(BaseModel):
+    prompt: int
+    completion: int
+
+
+class CostTotals(BaseModel):
+    total: float
+    per_request: float | None
+
+
+class OutcomeSummary(BaseModel):
+    count: int
+    mean: float | None
+
+
+class VersionMetrics(BaseModel):
+    """Live metrics of one version, from the events attributed to it (every request counts once)."""
+
+    version_id: str
+    requests: int
+    errors: int
+    error_rate: float | None
+    latency_ms: LatencyPercentiles
+    ttft_ms: TtftPercentiles
+    tokens: TokenTotals
+    cost: CostTotals
+    outcomes: dict[str, OutcomeSummary]
+    since: str | None = None
+
+
+class VersionComparison(ComparedVersion):
+    live_metrics: VersionMetrics
+
+
+class Comparison(BaseModel):
+    """Versions side by side: config, the latest evaluation metrics and live metrics."""
+
+    bundle: str
+    versions: list[VersionComparison]

@@ -6,7 +6,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session
 
@@ -18,7 +17,16 @@ from app.events import repository
 from app.events import subject_repository as subjects
 from app.events.aggregates import mean_ci95, percentile, rounded
 from app.events.models import NO_EXPERIMENT, ChatEvent
-from app.events.schemas import EventCreate, FeedbackCreate
+from app.events.schemas import (
+    CostTotals,
+    EventCreate,
+    FeedbackCreate,
+    LatencyPercentiles,
+    OutcomeSummary,
+    TokenTotals,
+    TtftPercentiles,
+    VersionMetrics,
+)
 
 
 def new_request_id() -> str:
@@ -167,7 +175,7 @@ def report_events(
     return stored
 
 
-def version_metrics(*, session: Session, version_id: str, since: datetime | None) -> dict[str, Any]:
+def version_metrics(*, session: Session, version_id: str, since: datetime | None) -> VersionMetrics:
     """Requests, errors, latency and TTFT percentiles, tokens, cost and outcomes of one version."""
     totals = repository.version_event_totals(session, version_id, since)
     latency, ttft = repository.latencies(session, version_id, since)
@@ -175,18 +183,19 @@ def version_metrics(*, session: Session, version_id: str, since: datetime | None
     outcomes = {}
     for name, (n, total, squares) in sorted(repository.outcome_stats(session, version_id, since).items()):
         mean, _ = mean_ci95(n, total, squares)
-        outcomes[name] = {"count": n, "mean": rounded(mean, 6)}
-    return {
-        "version_id": version_id,
-        "requests": requests,
-        "errors": totals["errors"],
-        "error_rate": rounded(totals["errors"] / requests, 6) if requests else None,
-        "latency_ms": {f"p{q}": rounded(percentile(latency, q), 1) for q in (50, 95, 99)},
-        "ttft_ms": {f"p{q}": rounded(percentile(ttft, q), 1) for q in (50, 95)},
-        "tokens": {"prompt": totals["prompt_tokens"], "completion": totals["completion_tokens"]},
-        "cost": {
-            "total": rounded(totals["cost"], 8),
-            "per_request": rounded(totals["cost"] / requests, 8) if requests else None,
-        },
-        "outcomes": outcomes,
-    }
+        outcomes[name] = OutcomeSummary(count=n, mean=rounded(mean, 6))
+    return VersionMetrics(
+        version_id=version_id,
+        requests=requests,
+        errors=totals["errors"],
+        error_rate=rounded(totals["errors"] / requests, 6) if requests else None,
+        latency_ms=LatencyPercentiles(**{f"p{q}": rounded(percentile(latency, q), 1) for q in (50, 95, 99)}),
+        ttft_ms=TtftPercentiles(**{f"p{q}": rounded(percentile(ttft, q), 1) for q in (50, 95)}),
+        tokens=TokenTotals(prompt=totals["prompt_tokens"], completion=totals["completion_tokens"]),
+        cost=CostTotals(
+            total=rounded(totals["cost"], 8) or 0.0,
+            per_request=rounded(totals["cost"] / requests, 8) if requests else None,
+        ),
+        outcomes=outcomes,
+        since=since.isoformat().replace("+00:00", "Z") if since is not None else None,
+    )

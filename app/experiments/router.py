@@ -11,6 +11,7 @@ from app.auth.deps import EditorKey, RuntimeKey
 from app.bundles import service as bundles
 from app.bundles.models import Bundle
 from app.bundles.schemas import BUNDLE_NAME
+from app.bundles.traffic import TrafficDep
 from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
 from app.experiments import results, service
@@ -76,10 +77,12 @@ def get_experiment(experiment_id: ExperimentId, session: SessionDep, _: RuntimeK
 
 
 @router.post("/api/experiments/{experiment_id}/start")
-async def start_experiment(experiment_id: ExperimentId, uow: WriteDep, _: EditorKey) -> ExperimentPublic:
+async def start_experiment(
+    experiment_id: ExperimentId, uow: WriteDep, _: EditorKey, traffic: TrafficDep
+) -> ExperimentPublic:
     return await uow.run(
         lambda session: _public(
-            session, service.start_experiment(session=session, experiment_id=experiment_id)
+            session, service.start_experiment(session=session, experiment_id=experiment_id, traffic=traffic)
         )
     )
 
@@ -95,14 +98,18 @@ async def pause_experiment(experiment_id: ExperimentId, uow: WriteDep, _: Editor
 
 @router.post("/api/experiments/{experiment_id}/stop")
 async def stop_experiment(
-    experiment_id: ExperimentId, uow: WriteDep, actor: EditorKey, body: ExperimentStop | None = None
+    experiment_id: ExperimentId,
+    uow: WriteDep,
+    actor: EditorKey,
+    traffic: TrafficDep,
+    body: ExperimentStop | None = None,
 ) -> ExperimentPublic:
     """Stop; ``promote: true`` (approver) sends the winner through the production gate."""
     stop = body or ExperimentStop()
 
     def work(session: Session) -> ExperimentPublic:
         experiment = service.stop_experiment(
-            session=session, experiment_id=experiment_id, body=stop, actor=actor
+            session=session, experiment_id=experiment_id, body=stop, actor=actor, traffic=traffic
         )
         return _public(session, experiment)
 

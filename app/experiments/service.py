@@ -11,6 +11,7 @@ from app.auth.service import Principal
 from app.bundles import repository as bundles_repo
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage
+from app.bundles.traffic import Splitting, Traffic
 from app.dbtypes import utcnow
 from app.errors import Conflict, Forbidden, NotFound, invalid
 from app.events import subject_repository as subjects
@@ -19,11 +20,10 @@ from app.experiments import repository
 from app.experiments.assignment import Arm, assign_arm
 from app.experiments.models import Experiment, ExperimentStatus
 from app.experiments.schemas import ExperimentCreate, ExperimentStop
-from app.experiments.traffic import TRAFFIC
 from app.lifecycle import service as lifecycle
-from app.rollouts import repository as rollouts_repo
 
 MIN_ARM_SHARE = 0.01  # an arm with less traffic than this could never gather evidence
+NOTHING = Splitting()
 SERVABLE = {Stage.staging.value, Stage.validation.value, Stage.production.value}
 
 
@@ -117,14 +117,14 @@ def _locked(session: Session, experiment_id: str) -> tuple[Experiment, Bundle]:
     return locked, bundle
 
 
-def start_experiment(*, session: Session, experiment_id: str) -> Experiment:
+def start_experiment(*, session: Session, experiment_id: str, traffic: Traffic) -> Experiment:
     """Start (or resume) traffic splitting; 409 when another experiment of the bundle runs."""
     experiment, bundle = _locked(session, experiment_id)
     if experiment.status == ExperimentStatus.running.value:
         return experiment
     if experiment.status == ExperimentStatus.stopped.value:
         raise Conflict(f"experiment {experiment.id} is stopped; create a new one", type_="experiment-stopped")
-    if rollouts_repo.running(session, bundle.id or 0) is not None:
+    if traffic.running(session, [bundle.id or 0]).get(bundle.id or 0, NOTHING).rollout is not None:
         raise Conflict(
             f"a guarded rollout is running on {bundle.name}; wait for it to finish", type_="rollout-running"
         )
@@ -170,7 +170,7 @@ def pause_experiment(*, session: Session, experiment_id: str) -> Experiment:
 
 
 def stop_experiment(
-    *, session: Session, experiment_id: str, body: ExperimentStop, actor: Principal
+    *, session: Session, experiment_id: str, body: ExperimentStop, actor: Principal, traffic: Traffic
 ) -> Experiment:
     """Stop for good; with ``promote`` the winner goes to production through the normal gate."""
     experiment, bundle = _locked(session, experiment_id)
@@ -202,7 +202,7 @@ def stop_experiment(
                 to=Stage.production,
                 reason=body.reason or f"winner of experiment {experiment.id}",
                 actor=actor,
-                traffic=TRAFFIC,
+                traffic=traffic,
             )
     bundles.bundle_changed(session, bundle.name)
     return experiment

@@ -12,11 +12,11 @@ from app.auth.deps import ApproverKey, EditorKey, RuntimeKey
 from app.bundles import service as bundles
 from app.bundles.models import Stage
 from app.bundles.schemas import BUNDLE_NAME, MAX_VERSION_NUMBER
+from app.bundles.traffic import TrafficDep
 from app.db import SessionDep, WriteDep
 from app.dbtypes import rfc3339
 from app.lifecycle import service
 from app.lifecycle.models import Approval, Transition
-from app.lifecycle.traffic import TrafficDep
 from app.schemas import RequestModel
 
 router = APIRouter(prefix="/api/bundles", tags=["lifecycle"])

@@ -11,11 +11,11 @@ from app.auth.service import Principal
 from app.bundles import repository as bundles_repo
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage, Version
+from app.bundles.traffic import Traffic
 from app.errors import Conflict, Forbidden
 from app.lifecycle import repository
 from app.lifecycle.models import Approval, Transition, TransitionKind
 from app.lifecycle.stages import illegal_move_reason, production_stack
-from app.lifecycle.traffic import Traffic
 
 
 class Unset:

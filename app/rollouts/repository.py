@@ -30,6 +30,15 @@ def running(session: Session, bundle_id: int) -> Rollout | None:
     ).first()
 
 
+def running_by_bundle(session: Session, bundle_ids: list[int]) -> dict[int, str]:
+    rows = session.exec(
+        select(Rollout.bundle_id, Rollout.id).where(
+            col(Rollout.bundle_id).in_(bundle_ids), Rollout.status == RolloutStatus.running.value
+        )
+    )
+    return dict(rows.all())
+
+
 def running_ids(session: Session) -> list[str]:
     return list(session.exec(select(Rollout.id).where(Rollout.status == RolloutStatus.running.value)))
 

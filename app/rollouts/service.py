@@ -25,11 +25,11 @@ from app.errors import ChatverError, Conflict, NotFound
 from app.experiments import repository as experiments_repo
 from app.experiments.evidence import ArmEvidence, load_arms
 from app.experiments.guardrails import GuardrailCheck, check_guardrail, family_alpha
-from app.experiments.traffic import TRAFFIC
 from app.lifecycle import service as lifecycle
 from app.rollouts import repository
 from app.rollouts.models import Rollout, RolloutStatus
 from app.rollouts.schemas import RolloutCreate, RolloutGuardrailPublic, RolloutPublic, RolloutStop
+from app.rollouts.traffic import TRAFFIC
 
 SYSTEM = Principal("system", "system", Role.admin)
 

@@ -119,6 +119,21 @@ class TestReportedEvents:
         )
         assert follow_up.status_code == 202
 
+    def test_compare_shows_each_versions_live_metrics_side_by_side(self, live: Api) -> None:
+        live.publish(params={**GATEWAY_PARAMS, "temperature": 0.1})
+        batch = [event(latency_ms=100.0 + i) for i in range(3)]
+        batch.append(event(version_id="support-bot@2", latency_ms=400.0, error="timeout"))
+        assert live.client.post("/api/events", json=batch, headers=live.keys["runtime"]).status_code == 202
+        flush_events(live)
+        compared = live.client.get("/api/bundles/support-bot/compare", headers=live.keys["runtime"]).json()
+        first, second = compared["versions"]
+        assert (first["version_id"], second["version_id"]) == ("support-bot@1", "support-bot@2")
+        assert (first["live_metrics"]["requests"], first["live_metrics"]["errors"]) == (3, 0)
+        assert first["live_metrics"]["outcomes"]["thumbs_up"] == {"count": 3, "mean": 1.0}
+        assert second["live_metrics"]["error_rate"] == 1.0
+        assert second["live_metrics"]["latency_ms"]["p50"] == 400
+        assert first["live_metrics"] == metrics_of(live, 1)
+
     def test_batch_is_stored_in_one_go(self, live: Api) -> None:
         batch = [event(latency_ms=100 + i, error="timeout" if i % 4 == 0 else None) for i in range(40)]
         response = live.client.post("/api/events", json=batch, headers=live.keys["runtime"])

@@ -268,6 +268,19 @@ class TestRolloutRules:
         )
         assert runtime.status_code == 403
 
+    def test_the_bundle_shows_its_running_rollout_until_it_stops(self, ready: Api) -> None:
+        rollout = start(ready)
+        shown = ready.client.get("/api/bundles/support-bot", headers=ready.keys["runtime"]).json()
+        assert (shown["rollout"], shown["experiment"]) == (rollout["id"], None)
+        listed = ready.client.get("/api/bundles", headers=ready.keys["runtime"]).json()
+        assert [b["rollout"] for b in listed] == [rollout["id"]]
+        stopped = ready.client.post(
+            f"/api/rollouts/{rollout['id']}/stop", json={"reason": "enough"}, headers=ready.keys["editor"]
+        )
+        assert stopped.status_code == 200, stopped.text
+        shown = ready.client.get("/api/bundles/support-bot", headers=ready.keys["runtime"]).json()
+        assert shown["rollout"] is None
+
     def test_active_reports_a_rollout_as_a_rollout(self, ready: Api) -> None:
         rollout = start(ready, steps=[50, 100])
         for i in range(40):
