@@ -24,7 +24,6 @@ from app.errors import ChatverError, Conflict, ServiceUnavailable, add_exception
 from app.events.router import router as events_router
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
-from app.experiments import service as experiments_service
 from app.experiments.router import router as experiments_router
 from app.gateway.llm import LLMRouter, configure_litellm
 from app.gateway.router import router as gateway_router
@@ -33,6 +32,7 @@ from app.health.router import router as health_router
 from app.lifecycle.router import router as lifecycle_router
 from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.rollouts.controller import RolloutController
+from app.rollouts import service as rollouts_service
 from app.rollouts.router import router as rollouts_router
 from app.rollouts.traffic import TRAFFIC
 from app.runtime.router import router as runtime_router
@@ -76,7 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.telemetry = telemetry
     writer = EventWriter(engine, telemetry, max_queue=settings.event_queue_max)
     app.state.event_writer = writer
-    app.state.experiment_lookup = experiments_service.experiment_arms
+    app.state.experiment_lookup = rollouts_service.scope_arms
     app.state.traffic = TRAFFIC
     writer.start()
     configure_litellm(settings)

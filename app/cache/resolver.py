@@ -25,6 +25,7 @@ from app.experiments import repository as experiments_repo
 from app.experiments.assignment import Arm, assign_arm
 from app.memo import Memo
 from app.rollouts import repository as rollouts_repo
+from app.rollouts.models import ramp_arms
 
 
 @dataclass(frozen=True)
@@ -178,12 +179,10 @@ def _running_rollout(session: Session, bundle_name: str, bundle_id: int) -> Runn
     baseline = repository.get_version(session, bundle_id, rollout.baseline)
     if candidate is None or baseline is None:  # pragma: no cover - validated at creation
         return None
-    percent = float(rollout.steps[rollout.step])
-    # The candidate takes [0, percent): as the ramp grows, everyone already on it stays on it.
     return RunningExperiment(
         id=rollout.id,
         seed=rollout.id,
-        arms=(Arm("candidate", percent), Arm("baseline", max(100.0 - percent, 1e-9))),
+        arms=ramp_arms(float(rollout.steps[rollout.step])),
         versions=(ResolvedVersion.of(bundle_name, candidate), ResolvedVersion.of(bundle_name, baseline)),
         step=rollout.step,
     )
@@ -224,6 +223,10 @@ class ActiveResolver:
     def _load_plan(self, bundle: str) -> ServingPlan:
         with read_session(self._engine) as session:
             return _serving_plan(session, bundle)
+
+    async def plan(self, bundle: str) -> ServingPlan:
+        """What serves the bundle's default traffic now (the same cached plan ``serve`` reads)."""
+        return await self._plans.get(bundle)
 
     async def serve(self, bundle: str, subject: str | None) -> Served:
         """Who serves ``subject`` now: its arm of a running experiment, else production."""

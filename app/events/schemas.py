@@ -28,6 +28,12 @@ class EventCreate(RequestModel):
     version_id: str = Field(pattern=VERSION_ID, description="e.g. support-bot@4")
     subject: str | None = Field(default=None, min_length=1, max_length=256)
     experiment: str | None = Field(default=None, min_length=1, max_length=40)
+    rollout: str | None = Field(
+        default=None, pattern=r"^ro_[0-9a-f]{16}$", description="the guarded rollout that chose the version"
+    )
+    step: StrictInt | None = Field(
+        default=None, ge=0, le=19, description="the rollout step /active reported (default: the current one)"
+    )
     latency_ms: Value | None = Field(default=None, ge=0, le=86_400_000)
     ttft_ms: Value | None = Field(default=None, ge=0, le=86_400_000)
     prompt_tokens: StrictInt | None = Field(default=None, ge=0, le=100_000_000)

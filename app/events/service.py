@@ -81,7 +81,9 @@ class ExperimentArms:
     bundle_id: int
     versions: frozenset[int]
     arm_of_version: dict[int, str]
-    assign: Callable[[str], str]  # subject → the arm it is assigned
+    assign: Callable[[str, int], str]  # (subject, step) → the arm it is assigned
+    steps: int = 0  # a guarded rollout's number of steps (0 for an experiment)
+    current_step: int = 0
 
 
 ExperimentLookup = Callable[[Session, str], ExperimentArms | None]
@@ -89,10 +91,12 @@ ExperimentLookup = Callable[[Session, str], ExperimentArms | None]
 
 def _check_reported(
     session: Session, events: list[EventCreate], batch: bool, lookup: ExperimentLookup
-) -> dict[str, ExperimentArms]:
-    """Every reported version exists; every experiment exists and has that version as an arm."""
+) -> tuple[dict[str, ExperimentArms], list[int]]:
+    """Every reported version exists; every experiment or rollout exists and has that version as an
+    arm; a rollout's step is one it has compared arms at. Returns the scopes and each event's step."""
     bundle_cache: dict[str, Bundle | None] = {}
     experiments: dict[str, ExperimentArms | None] = {}
+    steps: list[int] = []
     for index, event in enumerate(events):
         field = f"{index}." if batch else ""
         name, _, number = event.version_id.rpartition("@")
@@ -104,15 +108,33 @@ def _check_reported(
             version = bundles_repo.get_version(session, bundle.id, int(number))
         if version is None:
             raise invalid(f"{field}version_id", f"no version {event.version_id}")
-        if event.experiment is not None:
-            if event.experiment not in experiments:
-                experiments[event.experiment] = lookup(session, event.experiment)
-            experiment = experiments[event.experiment]
-            if experiment is None or experiment.bundle_id != (bundle.id if bundle else None):
-                raise invalid(f"{field}experiment", f"no experiment {event.experiment} on bundle {name}")
-            if int(number) not in experiment.versions:
-                raise invalid(f"{field}experiment", f"{event.version_id} is not an arm of {event.experiment}")
-    return {key: value for key, value in experiments.items() if value is not None}
+        steps.append(0)
+        if event.experiment is not None and event.rollout is not None:
+            raise invalid(f"{field}rollout", "an event comes from an experiment or a rollout, not both")
+        if event.step is not None and event.rollout is None:
+            raise invalid(f"{field}step", "a step belongs to a rollout; set rollout too")
+        scope = event.experiment or event.rollout
+        if scope is None:
+            continue
+        kind = "experiment" if event.experiment is not None else "rollout"
+        if scope not in experiments:
+            experiments[scope] = lookup(session, scope)
+        experiment = experiments[scope]
+        if (
+            experiment is None
+            or experiment.bundle_id != (bundle.id if bundle else None)
+            or (experiment.steps > 0) != (kind == "rollout")
+        ):
+            raise invalid(f"{field}{kind}", f"no {kind} {scope} on bundle {name}")
+        if int(number) not in experiment.versions:
+            raise invalid(f"{field}{kind}", f"{event.version_id} is not an arm of {scope}")
+        if kind == "rollout":
+            step = experiment.current_step if event.step is None else event.step
+            if step > experiment.current_step or step >= experiment.steps - 1:
+                last = min(experiment.current_step, experiment.steps - 2)
+                raise invalid(f"{field}step", f"{scope} compares arms at steps 0 to {last}")
+            steps[-1] = step
+    return {key: value for key, value in experiments.items() if value is not None}, steps
 
 
 def report_events(
@@ -123,15 +145,16 @@ def report_events(
     The arm a subject was assigned is recomputed from the experiment's hash, so a runtime that
     serves the wrong arm shows up in the results' SRM checks.
     """
-    experiments = _check_reported(session, events, batch, lookup)
+    experiments, steps = _check_reported(session, events, batch, lookup)
     stored: list[ChatEvent] = []
-    for event in events:
+    for event, step in zip(events, steps, strict=True):
         arm: str | None = None
-        if event.experiment is not None:
-            experiment = experiments[event.experiment]
+        scope = event.experiment or event.rollout
+        if scope is not None:
+            experiment = experiments[scope]
             number = int(event.version_id.rpartition("@")[2])
             arm = (
-                experiment.assign(event.subject)
+                experiment.assign(event.subject, step)
                 if event.subject is not None
                 else experiment.arm_of_version[number]  # assigned at random by the runtime
             )
@@ -139,7 +162,8 @@ def report_events(
             request_id=new_request_id(),
             bundle=event.version_id.rpartition("@")[0],
             version_id=event.version_id,
-            experiment_id=event.experiment,
+            experiment_id=scope,
+            step=step if event.rollout is not None else None,
             arm=arm,
             subject=event.subject,
             sticky=event.subject is not None,
@@ -158,10 +182,10 @@ def report_events(
     repository.add_events(session, rows)
     subjects.add_event_aggregates(session, rows)
     for row, event in zip(stored, events, strict=True):
-        scope = _unit_scope(row)
+        unit = _unit_scope(row)
         for name, value in event.outcomes.items():
-            if scope is not None:
-                subjects.add_outcome(session, scope, name, 1, float(value))
+            if unit is not None:
+                subjects.add_outcome(session, unit, name, 1, float(value))
             repository.upsert_outcome(
                 session,
                 request_id=row.request_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, distinct, func, literal
+from sqlalchemy import Float, and_, case, cast, distinct, func, literal, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -322,14 +322,30 @@ def units_by_assigned_arm(session: Session, experiment_id: str) -> dict[str | No
     return {arm: int(n) for arm, n in session.execute(query)}
 
 
-def units_in_several_versions(session: Session, experiment_id: str) -> int:
-    """Units served by more than one version of the experiment (a sticky assignment never does that)."""
+def crossover_units(
+    session: Session, experiment_id: str, arm_versions: dict[str, str]
+) -> tuple[int, int, int]:
+    """Units that a sticky assignment would never produce: (served more than one version, served a
+    version other than their assigned arm's, either of the two), each unit counted once."""
     a = SubjectAggregate
-    crossed = (
-        sa_select(col(a.unit))
+    matches = [
+        (and_(col(a.assigned_arm) == arm, col(a.version_id) == v), 0) for arm, v in arm_versions.items()
+    ]
+    wrong = case((col(a.assigned_arm).is_(None), 0), *matches, else_=1)
+    per_unit = (
+        sa_select(
+            (func.count(distinct(col(a.version_id))) > 1).label("several"),
+            (func.max(wrong) == 1).label("other"),
+        )
         .where(col(a.experiment_id) == experiment_id, col(a.step) >= 0)
         .group_by(col(a.unit))
-        .having(func.count(distinct(col(a.version_id))) > 1)
         .subquery()
     )
-    return int(session.execute(sa_select(func.count()).select_from(crossed)).scalar_one())
+    several, other = per_unit.c.several, per_unit.c.other
+    query = sa_select(
+        func.coalesce(func.sum(case((several, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((other, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((or_(several, other), 1), else_=0)), 0),
+    )
+    row = session.execute(query).one()
+    return int(row[0]), int(row[1]), int(row[2])

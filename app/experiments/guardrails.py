@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from app.experiments.evidence import ArmEvidence
 from app.experiments.stats import (
     ALPHA,
+    Sample,
     design_effect,
     quantile_ratio_bounds,
     relative_lift,
@@ -40,8 +41,16 @@ class GuardrailCheck:
     upper: float | None  # and its upper bound
     max_regression: float
     alpha: float
+    note: str | None = None  # said instead of the numbers when they cannot be relative (a free control)
+
+    @property
+    def within_tolerance(self) -> bool:
+        """Shown, not just estimated: the always-valid upper bound is within the tolerance."""
+        return self.status == "ok" and self.upper is not None and self.upper <= self.max_regression
 
     def evidence(self) -> str:
+        if self.note is not None:
+            return f"{self.metric}: {self.note}"
         if self.regression is None or self.bound is None:
             return f"{self.metric}: not enough data"
         unit = "pp" if self.metric == "error_rate" else "%"
@@ -93,7 +102,7 @@ def check_guardrail(
         else:
             lift = relative_lift(c, t, alpha)
             if lift is None:
-                return insufficient()
+                return _without_lift(metric, max_regression, c, t, alpha)
             regression, (bound, upper) = lift.lift, lift.ci_always_valid
     if math.isfinite(bound) and bound > max_regression:
         status = "failing"
@@ -107,3 +116,27 @@ def check_guardrail(
 def family_alpha(guardrails: int, treatments: int, alpha: float = ALPHA) -> float:
     """The level of each check when ``guardrails`` × ``treatments`` checks share ``alpha``."""
     return alpha / max(1, guardrails * treatments)
+
+
+def _without_lift(metric: str, max_regression: float, c: Sample, t: Sample, alpha: float) -> GuardrailCheck:
+    """Relative guardrails when no relative lift has a variance: identical constant values (e.g. a
+    fixed price per request, or a model that costs nothing in both arms) or a control of zero."""
+    if c.mean != 0:  # no variance at all: the difference is exact
+        regression = (t.mean - c.mean) / c.mean
+        status = "failing" if regression > max_regression else "ok"
+        return GuardrailCheck(metric, status, regression, regression, regression, max_regression, alpha)
+    if t.mean == 0:
+        return GuardrailCheck(metric, "ok", 0.0, 0.0, 0.0, max_regression, alpha)
+    # A free control and a treatment that is not: any regression is infinite, so the question is
+    # only whether the treatment's mean is above zero on always-valid evidence.
+    variance = t.variance / t.n + c.variance / c.n
+    n = c.n + t.n
+    half = sequential_halfwidth(variance * n, n, alpha) if variance > 0 else 0.0
+    shown = t.mean - half > 0
+    note = (
+        f"the control costs nothing and the treatment {t.mean:.6g} per unit"
+        f"{'' if shown else ' (not yet conclusive)'}"
+    )
+    return GuardrailCheck(
+        metric, "failing" if shown else "warning", None, None, None, max_regression, alpha, note
+    )

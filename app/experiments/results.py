@@ -21,6 +21,7 @@ from app.experiments.evidence import PER_REQUEST, ArmEvidence, load_arms
 from app.experiments.guardrails import GuardrailCheck, check_guardrail, family_alpha
 from app.experiments.models import Experiment
 from app.experiments.schemas import (
+    PRIMARY_BUILTINS,
     AnalysisPublic,
     ArmResult,
     CrossoverCheck,
@@ -45,7 +46,7 @@ from app.experiments.stats import (
     variance_reduction,
 )
 
-BUILTIN_METRICS = ("error_rate", "latency_ms", "cost_per_request")
+BUILTIN_METRICS = PRIMARY_BUILTINS
 DEFAULT_EFFECT = 0.05  # the relative effect planned for when the observed one is ~0
 CROSSOVER_LIMIT = 0.01  # share of subjects seen in several arms that makes results untrustworthy
 
@@ -169,13 +170,10 @@ def _srm(session: Session, experiment: Experiment, arms: list[Arm]) -> SrmPublic
     assigned_units = subjects.units_by_assigned_arm(session, experiment.id)
     pairs = subjects.assignment_counts(session, experiment.id)
     served: dict[str, int] = dict.fromkeys(names, 0)
-    other = 0
-    for (assigned, version), count in pairs.items():
+    for (_, version), count in pairs.items():
         arm_name = by_version.get(version)
         if arm_name is not None:
             served[arm_name] += count
-        if assigned is not None and assigned != arm_name:
-            other += count
     by_assignment = {name: assigned_units.get(name, 0) for name in names}
     checks = []
     for unit, counts in (
@@ -195,13 +193,15 @@ def _srm(session: Session, experiment: Experiment, arms: list[Arm]) -> SrmPublic
             )
         )
     units = sum(assigned_units.values())
-    crossed = subjects.units_in_several_versions(session, experiment.id)
-    crossover_share = (crossed + other) / units if units else 0.0
+    arm_versions = {arm.name: arm.evidence.version_id for arm in arms}
+    crossed, other, either = subjects.crossover_units(session, experiment.id, arm_versions)
     crossover = CrossoverCheck(
         subjects=crossed,
         share=round(crossed / units, 6) if units else 0.0,
         served_other_arm=other,
-        flag=units > 0 and crossover_share > CROSSOVER_LIMIT,
+        units=either,
+        units_share=round(either / units, 6) if units else 0.0,
+        flag=units > 0 and either / units > CROSSOVER_LIMIT,
     )
     return SrmPublic(
         p_value=min(checks[0].p_value, checks[1].p_value),

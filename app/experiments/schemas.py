@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, field_validator
 
 from app.bundles.schemas import MAX_VERSION_NUMBER
+from app.events.schemas import OUTCOME_NAME
 from app.schemas import RequestModel
 
 ARM_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -23,6 +24,10 @@ GUARDRAIL_METRICS = frozenset(
         "cost_per_request",
     }
 )
+
+
+# Built-in per-request metrics a decision can rest on (the others are outcome names).
+PRIMARY_BUILTINS = ("error_rate", "latency_ms", "cost_per_request")
 
 
 class ArmSpec(RequestModel):
@@ -43,12 +48,37 @@ class Guardrail(RequestModel):
         return value
 
 
+def distinct_guardrails(guardrails: list[Guardrail]) -> list[Guardrail]:
+    """Each metric at most once: a repeated guardrail would only widen the family's α split."""
+    seen = [g.metric for g in guardrails]
+    repeated = sorted({m for m in seen if seen.count(m) > 1})
+    if repeated:
+        raise ValueError(f"each metric may have one guardrail; repeated: {', '.join(repeated)}")
+    return guardrails
+
+
 class ExperimentCreate(RequestModel):
     name: str = Field(min_length=1, max_length=128)
     arms: list[ArmSpec] = Field(min_length=2, max_length=10)
-    primary_metric: str | None = Field(default=None, min_length=1, max_length=128)
+    primary_metric: str | None = Field(
+        default=None,
+        pattern=OUTCOME_NAME,
+        description="an outcome name (e.g. thumbs_up) or error_rate, latency_ms, cost_per_request",
+    )
     guardrails: list[Guardrail] = Field(default_factory=list, max_length=20)
     seed: str | None = Field(default=None, min_length=1, max_length=256)
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _decidable(cls, value: str | None) -> str | None:
+        if value is not None and value in GUARDRAIL_METRICS - set(PRIMARY_BUILTINS):
+            raise ValueError(
+                f"{value} is a guardrail metric; a primary metric is an outcome name or one of "
+                f"{', '.join(PRIMARY_BUILTINS)}"
+            )
+        return value
+
+    _guardrails = field_validator("guardrails")(distinct_guardrails)
 
 
 class ExperimentStop(RequestModel):
@@ -137,9 +167,11 @@ class SrmCheck(BaseModel):
 class CrossoverCheck(BaseModel):
     """Subjects served more than one arm, or another arm than they were assigned."""
 
-    subjects: int
-    share: float
-    served_other_arm: int
+    subjects: int = Field(description="units served by more than one arm")
+    share: float = Field(description="subjects / all units")
+    served_other_arm: int = Field(description="units served an arm other than the one they were assigned")
+    units: int = Field(description="units with either problem, each counted once")
+    units_share: float = Field(description="units / all units; flagged above 1%")
     flag: bool
 
 

@@ -89,7 +89,7 @@ def experiment_arms(session: Session, experiment_id: str) -> ExperimentArms | No
     arms = tuple(Arm(str(arm["name"]), float(arm["weight"])) for arm in experiment.arms)
     seed = experiment.seed
 
-    def assign(subject: str) -> str:
+    def assign(subject: str, _step: int = 0) -> str:
         return arms[assign_arm(arms=arms, seed=seed, subject=subject)[0]].name
 
     return ExperimentArms(

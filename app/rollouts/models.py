@@ -10,6 +10,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from app.dbtypes import JSONType, UTCDateTime, utcnow
+from app.experiments.assignment import Arm
 
 
 class RolloutStatus(StrEnum):
@@ -52,3 +53,9 @@ class Rollout(SQLModel, table=True):
     # Lease: the replica that may act on this rollout until lease_until.
     lease_owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+def ramp_arms(percent: float) -> tuple[Arm, Arm]:
+    """A rollout step's split: the candidate takes [0, percent) of the hash space, so as the ramp
+    grows everyone already on the candidate stays on it."""
+    return Arm("candidate", percent), Arm("baseline", max(100.0 - percent, 1e-9))

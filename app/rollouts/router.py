@@ -11,7 +11,7 @@ from app.auth.deps import ApproverKey, EditorKey, RuntimeKey
 from app.bundles import service as bundles
 from app.bundles.schemas import BUNDLE_NAME
 from app.db import SessionDep, WriteDep
-from app.rollouts import repository, service
+from app.rollouts import service
 from app.rollouts.schemas import RolloutCreate, RolloutPublic, RolloutStop
 
 router = APIRouter(tags=["rollouts"])
@@ -37,7 +37,7 @@ async def create_rollout(
 def list_rollouts(name: BundleName, session: SessionDep, _: RuntimeKey) -> list[RolloutPublic]:
     """Every rollout of the bundle, newest first."""
     bundle = bundles.get_bundle(session=session, name=name)
-    return [service.rollout_public(session, r) for r in repository.list_for_bundle(session, bundle.id or 0)]
+    return [service.rollout_public(session, r) for r in service.list_rollouts(session=session, bundle=bundle)]
 
 
 @router.get("/api/rollouts/{rollout_id}")

@@ -7,7 +7,7 @@ import itertools
 from pydantic import BaseModel, Field, field_validator
 
 from app.bundles.schemas import MAX_VERSION_NUMBER
-from app.experiments.schemas import Guardrail
+from app.experiments.schemas import Guardrail, distinct_guardrails
 from app.schemas import RequestModel
 
 
@@ -22,6 +22,8 @@ class RolloutCreate(RequestModel):
         description="a step that has not passed every guardrail after this long stops the rollout",
     )
     guardrails: list[Guardrail] = Field(min_length=1, max_length=20)
+
+    _guardrails = field_validator("guardrails")(distinct_guardrails)
 
     @field_validator("steps")
     @classmethod

@@ -22,12 +22,15 @@ from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage
 from app.dbtypes import rfc3339, utcnow
 from app.errors import ChatverError, Conflict, NotFound
+from app.events.service import ExperimentArms
 from app.experiments import repository as experiments_repo
+from app.experiments import service as experiments_service
+from app.experiments.assignment import assign_arm
 from app.experiments.evidence import ArmEvidence, load_arms
 from app.experiments.guardrails import GuardrailCheck, check_guardrail, family_alpha
 from app.lifecycle import service as lifecycle
 from app.rollouts import repository
-from app.rollouts.models import Rollout, RolloutStatus
+from app.rollouts.models import Rollout, RolloutStatus, ramp_arms
 from app.rollouts.schemas import RolloutCreate, RolloutGuardrailPublic, RolloutPublic, RolloutStop
 from app.rollouts.traffic import TRAFFIC
 
@@ -90,18 +93,38 @@ class StepEvidence:
     checks: list[GuardrailCheck]
 
     def waiting_for(self, rollout: Rollout) -> list[str]:
-        """What keeps the step from advancing; empty when it may."""
+        """What keeps the step from advancing; empty when it may.
+
+        Every step needs each guardrail's estimate within its tolerance. The last step before 100%
+        promotes, so it needs more: each regression's always-valid *upper* bound within the
+        tolerance, i.e. evidence that the candidate is not worse than tolerated, not just no
+        evidence that it is.
+        """
         needs = [
             check.evidence() if check.status != "insufficient-data" else f"{check.metric}: not enough data"
             for check in self.checks
             if check.status != "ok"
         ]
+        if rollout.steps[rollout.step + 1] == 100:
+            needs += [
+                f"{check.metric}: not yet shown within tolerance before promotion (always-valid upper "
+                f"bound {_percent(check.upper, check.metric)}, tolerance "
+                f"{_percent(check.max_regression, check.metric)})"
+                for check in self.checks
+                if check.status == "ok" and not check.within_tolerance
+            ]
         if self.candidate.requests < rollout.min_requests_per_step:
             needs.append(
                 f"{rollout.min_requests_per_step - self.candidate.requests} more requests on the candidate "
                 f"({self.candidate.requests} of {rollout.min_requests_per_step})"
             )
         return needs
+
+
+def _percent(value: float | None, metric: str) -> str:
+    if value is None:
+        return "unknown"
+    return f"{100 * value:+.1f}{'pp' if metric == 'error_rate' else '%'}"
 
 
 def step_evidence(session: Session, rollout: Rollout, bundle: Bundle) -> StepEvidence:
@@ -202,6 +225,11 @@ def _promote(session: Session, rollout: Rollout, bundle: Bundle) -> str:
     return "promoted"
 
 
+def list_rollouts(*, session: Session, bundle: Bundle) -> list[Rollout]:
+    """The bundle's rollouts, newest first."""
+    return repository.list_for_bundle(session, bundle.id or 0)
+
+
 def stop_rollout(*, session: Session, rollout_id: str, body: RolloutStop, actor: Principal) -> Rollout:
     """Stop by hand: traffic returns to production, the candidate stays where it is."""
     rollout = repository.lock(session, rollout_id)
@@ -264,4 +292,28 @@ def rollout_public(session: Session, rollout: Rollout) -> RolloutPublic:
         created_at=rfc3339(rollout.created_at),
         step_started_at=rfc3339(rollout.step_started_at),
         finished_at=rfc3339(rollout.finished_at) if rollout.finished_at else None,
+    )
+
+
+def scope_arms(session: Session, scope_id: str) -> ExperimentArms | None:
+    """What reported events are checked against, for an experiment or a guarded rollout (installed
+    as the events domain's lookup)."""
+    if not scope_id.startswith("ro_"):
+        return experiments_service.experiment_arms(session, scope_id)
+    rollout = repository.get(session, scope_id)
+    if rollout is None:
+        return None
+    seed, steps = rollout.id, list(rollout.steps)
+
+    def assign(subject: str, step: int) -> str:
+        arms = ramp_arms(float(steps[step]))
+        return arms[assign_arm(arms=arms, seed=seed, subject=subject)[0]].name
+
+    return ExperimentArms(
+        bundle_id=rollout.bundle_id,
+        versions=frozenset({rollout.version, rollout.baseline}),
+        arm_of_version={rollout.version: "candidate", rollout.baseline: "baseline"},
+        assign=assign,
+        steps=len(steps),
+        current_step=rollout.step,
     )

@@ -823,13 +823,14 @@ def report(
         assert bundle is not None
         session.expunge_all()
     eid = setup.experiment_id
+    arm_versions = {"control": setup.control, "treatment": setup.treatment}
     parts: list[tuple[str, Callable[[Any], Any]]] = [
         ("arm_sums (per-unit sums ⟕ pre-period)", lambda s: subjects.arm_sums(s, eid)),
         ("outcome_sums (2 queries)", lambda s: subjects.outcome_sums(s, eid)),
         ("histograms", lambda s: subjects.histograms(s, eid)),
         ("units_by_assigned_arm (SRM)", lambda s: subjects.units_by_assigned_arm(s, eid)),
         ("assignment_counts (SRM)", lambda s: subjects.assignment_counts(s, eid)),
-        ("units_in_several_versions (crossover)", lambda s: subjects.units_in_several_versions(s, eid)),
+        ("crossover_units (crossover)", lambda s: subjects.crossover_units(s, eid, arm_versions)),
         ("experiment_results (all of the above + stats)", lambda s: _results(s, eid)),
     ]
     part_rows: list[tuple[str, Timing, int]] = []

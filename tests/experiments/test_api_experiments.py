@@ -102,6 +102,17 @@ class TestCreate:
                 "arms.1.version",
             ),
             ({"guardrails": [{"metric": "happiness", "max_regression": 0.1}]}, "guardrails.0.metric"),
+            ({"primary_metric": "thumbs up; drop"}, "primary_metric"),
+            ({"primary_metric": "latency_ms.p95"}, "primary_metric"),
+            (
+                {
+                    "guardrails": [
+                        {"metric": "error_rate", "max_regression": 0.02},
+                        {"metric": "error_rate", "max_regression": 0.5},
+                    ]
+                },
+                "guardrails",
+            ),
             (
                 {
                     "arms": [

@@ -2,7 +2,8 @@
 a time limit per rollout step
 
 Existing events and outcomes are summed into the new tables, so experiments that are running
-when this migration runs keep their data.
+when this migration runs keep their data. Rollout events had no step before this revision, so a
+running rollout's current step starts its evidence (and its time limit) afresh.
 
 Revision ID: 0004_subject_aggregates
 Revises: 0003_rollouts
@@ -11,6 +12,7 @@ Create Date: 2026-12-02 19:00:00
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -75,6 +77,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("experiment_id", "step", "version_id", "metric", "bucket"),
     )
     _backfill()
+    rollout = sa.table(
+        "rollout", sa.column("status", sa.String()), sa.column("step_started_at", sa.DateTime(timezone=True))
+    )
+    now = datetime.now(UTC)
+    op.execute(rollout.update().where(rollout.c.status == "running").values(step_started_at=now))
 
 
 def _backfill() -> None:
