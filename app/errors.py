@@ -7,13 +7,14 @@ OpenAI error shape so that unmodified OpenAI clients understand them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -170,19 +171,27 @@ def validation_error(exc: RequestValidationError | ValidationError) -> Unprocess
     return Unprocessable(detail, errors=errors)
 
 
-def add_exception_handlers(app: FastAPI) -> None:
-    """Render every error as problem+json under /api and as an OpenAI error under /v1."""
+ErrorPages = Callable[[Request, ChatverError], Response | None]
+
+
+def add_exception_handlers(app: FastAPI, pages: ErrorPages | None = None) -> None:
+    """Render every error as problem+json under /api and as an OpenAI error under /v1; ``pages``
+    may answer first with a page of its own (the console renders HTML under /ui)."""
+
+    def respond(request: Request, exc: ChatverError) -> Response:
+        page = pages(request, exc) if pages is not None else None
+        return page if page is not None else error_response(request, exc)
 
     @app.exception_handler(ChatverError)
-    async def _chatver(request: Request, exc: ChatverError) -> JSONResponse:
-        return error_response(request, exc)
+    async def _chatver(request: Request, exc: ChatverError) -> Response:
+        return respond(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(request, validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return respond(request, validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         status = HTTPStatus(exc.status_code)
         err = ChatverError(
             str(exc.detail), title=status.phrase, type_=status.phrase.lower().replace(" ", "-")
@@ -190,14 +199,14 @@ def add_exception_handlers(app: FastAPI) -> None:
         err.status = exc.status_code
         err.openai_type = "invalid_request_error" if exc.status_code < 500 else "api_error"
         err.headers = dict(exc.headers or {})
-        return error_response(request, err)
+        return respond(request, err)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         request_id = getattr(request.state, "request_id", None)
         logger.exception(
             "unhandled error on %s %s (request %s)", request.method, request.url.path, request_id
         )
-        return error_response(
+        return respond(
             request, ChatverError(f"internal error; quote request id {request_id} when reporting it")
         )

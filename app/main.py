@@ -5,16 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.auth import service as auth_service
 from app.auth.router import router as keys_router
 from app.auth.service import Authenticator
+from app.auth.sessions import ConsoleSessions, shared_secret
 from app.bundles.providers import known_providers
 from app.bundles.router import router as bundles_router
 from app.cache.resolver import ActiveResolver
@@ -31,12 +37,18 @@ from app.gateway.service import Gateway
 from app.health.router import router as health_router
 from app.lifecycle.router import router as lifecycle_router
 from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from app.rollouts.controller import RolloutController
 from app.rollouts import service as rollouts_service
+from app.rollouts.controller import RolloutController
 from app.rollouts.router import router as rollouts_router
 from app.rollouts.traffic import TRAFFIC
 from app.runtime.router import router as runtime_router
 from app.settings import Settings
+from app.ui.docs import router as docs_router
+from app.ui.experiment_pages import router as experiment_pages_router
+from app.ui.key_pages import router as key_pages_router
+from app.ui.pages import STATIC as UI_STATIC
+from app.ui.pages import error_page
+from app.ui.router import router as console_router
 
 logger = logging.getLogger("chatver")
 
@@ -61,6 +73,19 @@ def _bootstrap(app: FastAPI) -> None:
         print(f"chatver: generated the first admin API key (shown once): {secret}", flush=True)
 
 
+def _console(app: FastAPI) -> None:
+    """Console sessions and flash messages, signed with a secret every replica shares."""
+    settings: Settings = app.state.settings
+
+    def load(session: Session) -> str:
+        return shared_secret(session=session, configured=settings.session_secret)
+
+    secret = run_in_transaction(app.state.engine, app.state.changes, load)
+    lifetime = timedelta(hours=settings.console_session_hours)
+    app.state.console_sessions = ConsoleSessions(secret, lifetime=lifetime)
+    app.state.console_flash = URLSafeTimedSerializer(secret, salt="chatver.console.flash")
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -72,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.resolver = ActiveResolver(engine, feed, ttl=settings.cache_ttl_seconds)
     known_providers()  # import LiteLLM once at start, not on the first publish
     _bootstrap(app)
+    _console(app)
     telemetry = Telemetry()
     app.state.telemetry = telemetry
     writer = EventWriter(engine, telemetry, max_queue=settings.event_queue_max)
@@ -103,9 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Versioning, A/B testing and rollback for LLM chatbot configurations",
         lifespan=lifespan,
+        # Served by app.ui.docs to API keys and console sessions only.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
-    add_exception_handlers(app)
+    add_exception_handlers(app, pages=error_page)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
@@ -145,8 +175,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rollouts_router,
         events_router,
         gateway_router,
+        docs_router,
+        console_router,
+        experiment_pages_router,
+        key_pages_router,
     ):
         app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=UI_STATIC), name="console-static")
+
+    @app.get("/", include_in_schema=False)
+    async def _root() -> RedirectResponse:
+        return RedirectResponse("/ui", status_code=307)
+
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

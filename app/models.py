@@ -1,6 +1,6 @@
 """Imports every table so that SQLModel.metadata (and Alembic) sees the whole schema."""
 
-from app.auth.models import ApiKey
+from app.auth.models import ApiKey, ConsoleSession, ServerSecret
 from app.bundles.models import Bundle, Evaluation, Version
 from app.events.models import ChatEvent, MetricHistogram, Outcome, SubjectAggregate, SubjectOutcome
 from app.experiments.models import Experiment
@@ -12,11 +12,13 @@ __all__ = [
     "Approval",
     "Bundle",
     "ChatEvent",
+    "ConsoleSession",
     "Evaluation",
     "Experiment",
     "MetricHistogram",
     "Outcome",
     "Rollout",
+    "ServerSecret",
     "SubjectAggregate",
     "SubjectOutcome",
     "Transition",

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     rollout_check_seconds: float = Field(default=10.0, ge=0, le=3600)
     event_queue_max: int = Field(default=50_000, ge=100, le=10_000_000)
     shutdown_drain_seconds: float = Field(default=10.0, ge=0, le=600)
+    # Console sign-ins last this long; the cookie-signing secret is made and kept in the database
+    # unless set here (all replicas must then share it).
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    session_secret: str | None = Field(default=None, min_length=32, max_length=256)
+    # Always mark the console cookie Secure (HTTPS only); requests that arrive over https get it anyway.
+    # Set it behind a TLS-terminating proxy, where the app sees plain http.
+    secure_cookies: bool = False
 
     @field_validator("allowed_api_bases", mode="before")
     @classmethod

@@ -18,6 +18,10 @@ def get_bundle(session: Session, name: str) -> Bundle | None:
     return session.exec(select(Bundle).where(Bundle.name == name)).first()
 
 
+def get_bundle_by_id(session: Session, bundle_id: int) -> Bundle | None:
+    return session.get(Bundle, bundle_id)
+
+
 def lock_bundle(session: Session, name: str) -> Bundle | None:
     """The bundle row, locked until commit (PostgreSQL); SQLite's BEGIN IMMEDIATE already serializes."""
     return session.exec(select(Bundle).where(Bundle.name == name).with_for_update()).first()

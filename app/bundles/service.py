@@ -26,7 +26,8 @@ from app.bundles.schemas import (
     normalize_semver,
 )
 from app.bundles.secrets import find_secret
-from app.bundles.templating import check_template
+from app.bundles.templating import check_template, render_template
+from app.bundles.variables import resolve_values
 from app.changes import Change
 from app.db import announce
 from app.dbtypes import rfc3339, utcnow
@@ -66,6 +67,13 @@ def get_bundle(*, session: Session, name: str) -> Bundle:
     bundle = repository.get_bundle(session, name)
     if bundle is None:
         raise NotFound(f"no bundle named {name!r}", type_="unknown-bundle")
+    return bundle
+
+
+def bundle_by_id(*, session: Session, bundle_id: int) -> Bundle:
+    bundle = repository.get_bundle_by_id(session, bundle_id)
+    if bundle is None:
+        raise NotFound(f"no bundle with id {bundle_id}", type_="unknown-bundle")
     return bundle
 
 
@@ -303,6 +311,12 @@ def latest_metrics(version: Version, evaluations: list[Evaluation]) -> dict[str,
     for evaluation in sorted(evaluations, key=lambda e: e.id or 0):
         metrics.update(evaluation.metrics)
     return metrics
+
+
+def render_system_prompt(version: Version, provided: Mapping[str, Any]) -> str:
+    """The version's system prompt rendered in the sandbox with these values (as ``/render`` does)."""
+    values = resolve_values(variables=version.variables, provided=provided)
+    return render_template(source=version.system_prompt, values=values)
 
 
 # --- compare -------------------------------------------------------------------------------

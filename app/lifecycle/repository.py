@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -52,3 +54,24 @@ def approval_by(session: Session, version_pk: int, key_id: str) -> Approval | No
     return session.exec(
         select(Approval).where(Approval.version_pk == version_pk, Approval.key_id == key_id)
     ).first()
+
+
+def latest_transitions(session: Session, bundle_ids: Sequence[int]) -> dict[int, Transition]:
+    """The newest transition record of each bundle that has one."""
+    newest = (
+        select(func.max(Transition.id))
+        .where(col(Transition.bundle_id).in_(list(bundle_ids)))
+        .group_by(col(Transition.bundle_id))
+    )
+    rows = session.exec(select(Transition).where(col(Transition.id).in_(newest)))
+    return {row.bundle_id: row for row in rows}
+
+
+def approval_counts(session: Session, version_pks: Sequence[int]) -> dict[int, int]:
+    """Approvals per version (authors cannot approve their own, so every row counts)."""
+    rows = session.exec(
+        select(Approval.version_pk, func.count())
+        .where(col(Approval.version_pk).in_(list(version_pks)))
+        .group_by(col(Approval.version_pk))
+    )
+    return dict(rows.all())

@@ -264,3 +264,16 @@ def history(*, session: Session, bundle: Bundle, limit: int, before_id: int | No
 
 def _number(entry: Transition) -> int:
     return int(entry.version_id.rsplit("@", 1)[1])
+
+
+def latest_changes(*, session: Session, bundles: list[Bundle]) -> dict[int, Transition]:
+    """The last stage change of each bundle (who, when, why), for overviews."""
+    return repository.latest_transitions(session, [b.id for b in bundles if b.id is not None])
+
+
+def waiting_for_approval(*, session: Session, bundle: Bundle, versions: list[Version]) -> dict[int, int]:
+    """Versions in validation that still lack approvals: version number → approvals missing."""
+    candidates = [v for v in versions if v.stage == Stage.validation.value and v.id is not None]
+    counts = repository.approval_counts(session, [v.id or 0 for v in candidates])
+    missing = {v.number: bundle.required_approvals - counts.get(v.id or 0, 0) for v in candidates}
+    return {number: gap for number, gap in missing.items() if gap > 0}
