@@ -174,13 +174,18 @@ def validation_error(exc: RequestValidationError | ValidationError) -> Unprocess
 ErrorPages = Callable[[Request, ChatverError], Response | None]
 
 
+def respond(request: Request, exc: ChatverError) -> Response:
+    """The error as the app's pages render it (the console under /ui), else as ``error_response``."""
+    pages: ErrorPages | None = getattr(request.app.state, "error_pages", None)
+    page = pages(request, exc) if pages is not None else None
+    return page if page is not None else error_response(request, exc)
+
+
 def add_exception_handlers(app: FastAPI, pages: ErrorPages | None = None) -> None:
     """Render every error as problem+json under /api and as an OpenAI error under /v1; ``pages``
     may answer first with a page of its own (the console renders HTML under /ui)."""
 
-    def respond(request: Request, exc: ChatverError) -> Response:
-        page = pages(request, exc) if pages is not None else None
-        return page if page is not None else error_response(request, exc)
+    app.state.error_pages = pages
 
     @app.exception_handler(ChatverError)
     async def _chatver(request: Request, exc: ChatverError) -> Response:

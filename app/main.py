@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from app.auth import service as auth_service
 from app.auth.router import router as keys_router
@@ -26,7 +26,7 @@ from app.bundles.router import router as bundles_router
 from app.cache.resolver import ActiveResolver
 from app.changes import ChangeFeed
 from app.db import create_db_engine, is_busy, is_unique_violation, run_in_transaction
-from app.errors import ChatverError, Conflict, ServiceUnavailable, add_exception_handlers, error_response
+from app.errors import ChatverError, Conflict, ServiceUnavailable, add_exception_handlers, respond
 from app.events.router import router as events_router
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
@@ -138,32 +138,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app, pages=error_page)
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
         # Rules are checked before every write, so a unique index firing means a concurrent
         # write got there first. Any other integrity error is a bug and stays a logged 500.
         if not is_unique_violation(exc):
             logger.error("integrity error on %s", request.url.path, exc_info=exc)
-            return error_response(request, ChatverError("internal error"))
+            return respond(request, ChatverError("internal error"))
         logger.info("unique conflict on %s: %s", request.url.path, exc.orig)
-        return error_response(
-            request, Conflict("a concurrent change conflicted with this one; reload and retry")
-        )
+        return respond(request, Conflict("a concurrent change conflicted with this one; reload and retry"))
 
     @app.exception_handler(OperationalError)
-    async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+    async def _operational(request: Request, exc: OperationalError) -> Response:
         if is_busy(exc):
             busy = ServiceUnavailable("the database is busy; retry", headers={"Retry-After": "1"})
-            return error_response(request, busy)
+            return respond(request, busy)
         logger.error("database error on %s", request.url.path, exc_info=exc)
-        return error_response(request, ServiceUnavailable("the database is unavailable"))
+        return respond(request, ServiceUnavailable("the database is unavailable"))
 
     @app.exception_handler(PoolTimeout)
-    async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
+    async def _pool(request: Request, exc: PoolTimeout) -> Response:
         logger.warning("database pool exhausted on %s", request.url.path)
         busy = ServiceUnavailable(
             "too many requests wait for the database; retry", headers={"Retry-After": "1"}
         )
-        return error_response(request, busy)
+        return respond(request, busy)
 
     for router in (
         health_router,

@@ -161,8 +161,8 @@ cat >&2 <<EOF
 
 ${_c_green}==================================================================${_c_off}
   chatver is running at   $BASE_URL
-    UI                    $BASE_URL/
-    API docs              $BASE_URL/docs
+    console               $BASE_URL/ui   (sign in with the admin key below)
+    API docs              $BASE_URL/docs (after signing in, or with the key)
   admin key               $CHATVER_ADMIN_KEY
                           (kept in .env; also the API key for the chatver CLI)
   database                $CHATVER_DATABASE_URL

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
 from app.auth.deps import ApproverKey, EditorKey, RuntimeKey
-from app.bundles import service
+from app.bundles import comparison, service
 from app.bundles.models import Bundle, Evaluation, Stage, Version
 from app.bundles.schemas import (
     BUNDLE_NAME,
@@ -207,7 +207,7 @@ def diff_versions(
         to=service.version_id(name, new.number),
         changes=[
             FieldChange(field=c["field"], from_=c["from"], to=c["to"])
-            for c in service.config_changes(old, new)
+            for c in comparison.config_changes(old, new)
         ],
-        system_prompt_diff=service.prompt_diff(old, new, name),
+        system_prompt_diff=comparison.prompt_diff(old, new, name),
     )

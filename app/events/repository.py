@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, distinct, func, insert
+from sqlalchemy import ColumnElement, Integer, case, cast, distinct, func, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -170,3 +170,34 @@ def count_events(session: Session, *, experiment_id: str, version_id: str, since
         )
     )
     return int(session.execute(query).scalar_one())
+
+
+def hourly_totals(
+    session: Session, version_id: str, since: datetime
+) -> dict[int, tuple[int, int, float | None]]:
+    """Hour index since ``since`` → (requests, errors, mean latency) of the version's events.
+
+    Grouped in the database (the (version_id, created_at) index bounds the scan); an hour without
+    events is absent.
+    """
+    created = col(ChatEvent.created_at)
+    hour: ColumnElement[Any]
+    if session.get_bind().dialect.name == "sqlite":
+        start = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # how SQLite stores UTC times
+        hour = cast((func.julianday(created) - func.julianday(start)) * 24, Integer)
+    else:
+        hour = func.floor(func.extract("epoch", created - since) / 3600)
+    query = (
+        sa_select(
+            hour.label("hour"),
+            func.count(),
+            func.sum(case((col(ChatEvent.status) == "error", 1), else_=0)),
+            func.avg(col(ChatEvent.latency_ms)),
+        )
+        .where(col(ChatEvent.version_id) == version_id, created >= since)
+        .group_by("hour")
+    )
+    return {
+        int(h): (int(n), int(errors or 0), float(latency) if latency is not None else None)
+        for h, n, errors, latency in session.execute(query)
+    }

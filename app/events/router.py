@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import RuntimeKey
+from app.bundles import comparison
 from app.bundles import service as bundles
 from app.bundles.schemas import BUNDLE_NAME, MAX_VERSION_NUMBER
 from app.db import SessionDep, WriteDep, read_session
@@ -169,12 +170,12 @@ def compare_versions(
     """Side by side: config, the latest evaluation metrics and the live metrics of each version;
     by default the production version and the newest one."""
     bundle = bundles.get_bundle(session=session, name=name)
-    numbers = bundles.parse_version_numbers(versions) if versions is not None else None
-    rows = bundles.compared_versions(session=session, bundle=bundle, numbers=numbers)
+    numbers = comparison.parse_version_numbers(versions) if versions is not None else None
+    rows = comparison.compared_versions(session=session, bundle=bundle, numbers=numbers)
     evaluations = bundles.evaluations_of(session=session, versions=rows)
     compared = []
     for version in rows:
-        base = bundles.compared_version(version, name, evaluations[version.id or 0])
+        base = comparison.compared_version(version, name, evaluations[version.id or 0])
         metrics = service.version_metrics(session=session, version_id=base.version_id, since=None)
         compared.append(VersionComparison(**base.model_dump(), live_metrics=metrics))
     return Comparison(bundle=name, versions=compared)

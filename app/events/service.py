@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from app.bundles import repository as bundles_repo
 from app.bundles.models import Bundle, Version
 from app.bundles.schemas import MAX_VERSION_NUMBER
+from app.dbtypes import utcnow
 from app.errors import invalid
 from app.events import repository
 from app.events import subject_repository as subjects
@@ -222,4 +223,29 @@ def version_metrics(*, session: Session, version_id: str, since: datetime | None
         ),
         outcomes=outcomes,
         since=since.isoformat().replace("+00:00", "Z") if since is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class VersionTrend:
+    """A version's traffic hour by hour, oldest first (None: no requests that hour)."""
+
+    hours: int
+    requests: list[int]
+    error_rate: list[float | None]
+    latency_ms: list[float | None]
+
+
+def version_trend(*, session: Session, version_id: str, hours: int = 24) -> VersionTrend:
+    """The last ``hours`` full and current hours of one version's events, aggregated in SQL."""
+    now = utcnow()
+    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    totals = repository.hourly_totals(session, version_id, since)
+    requests = [totals.get(h, (0, 0, None))[0] for h in range(hours)]
+    errors = [totals.get(h, (0, 0, None))[1] for h in range(hours)]
+    return VersionTrend(
+        hours=hours,
+        requests=requests,
+        error_rate=[e / n if n else None for e, n in zip(errors, requests, strict=True)],
+        latency_ms=[totals.get(h, (0, 0, None))[2] for h in range(hours)],
     )

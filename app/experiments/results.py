@@ -245,6 +245,7 @@ def _arm_result(arm: Arm, outcome_names: list[str]) -> ArmResult:
         cost_per_request=rounded(e.ratio("cost_per_request").ratio, 8),
         requests_per_subject=rounded(e.ratio("requests_per_subject").ratio, 4),
         metrics=metrics,
+        per_request={name: _mean(e.ratio(name)) for name in BUILTIN_METRICS},
     )
 
 

@@ -151,6 +151,10 @@ class ArmResult(BaseModel):
     cost_per_request: float | None
     requests_per_subject: float | None
     metrics: dict[str, MetricPublic]
+    per_request: dict[str, MeanPublic] = Field(
+        default_factory=dict,
+        description="error_rate, latency_ms, cost_per_request: mean per request (subjects as units), 95% CI",
+    )
     vs_control: dict[str, LiftPublic] | None = None
 
 

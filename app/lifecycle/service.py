@@ -277,3 +277,11 @@ def waiting_for_approval(*, session: Session, bundle: Bundle, versions: list[Ver
     counts = repository.approval_counts(session, [v.id or 0 for v in candidates])
     missing = {v.number: bundle.required_approvals - counts.get(v.id or 0, 0) for v in candidates}
     return {number: gap for number, gap in missing.items() if gap > 0}
+
+
+def rollback_targets(*, session: Session, bundle: Bundle) -> list[int]:
+    """Versions a rollback may return to: every earlier production version, newest first."""
+    current = bundles_repo.production_version(session, bundle.id or 0)
+    numbers = [_number(e) for e in repository.production_entries(session, bundle.id or 0)]
+    earlier = [n for n in dict.fromkeys(reversed(numbers)) if current is None or n != current.number]
+    return earlier if current is not None else []

@@ -22,7 +22,13 @@ def console_sessions(request: Request) -> ConsoleSessions:
 
 
 def _next_path(request: Request) -> str | None:
-    return request.url.path if request.method == "GET" else None
+    """Where to return after signing in: this page with its query (for a live fragment, its page)."""
+    if request.method != "GET":
+        return None
+    path = request.url.path
+    if path.startswith("/ui/experiments/") and path.endswith("/results"):
+        path = path.removesuffix("/results")
+    return f"{path}?{request.url.query}" if request.url.query else path
 
 
 async def console_user(request: Request) -> ConsoleUser:

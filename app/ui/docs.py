@@ -42,11 +42,28 @@ async def _page(request: Request, html: Response) -> Response:
     return html
 
 
+VENDOR = "/ui/static/vendor"  # swagger-ui-dist and redoc from npm: no CDN, works offline
+
+
 @router.get("/docs")
 async def swagger(request: Request) -> Response:
-    return await _page(request, get_swagger_ui_html(openapi_url="/openapi.json", title="chatver API"))
+    html = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="chatver API",
+        swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{VENDOR}/swagger-ui/favicon-32x32.png",
+    )
+    return await _page(request, html)
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> Response:
-    return await _page(request, get_redoc_html(openapi_url="/openapi.json", title="chatver API"))
+    html = get_redoc_html(
+        openapi_url="/openapi.json",
+        title="chatver API",
+        redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
+        redoc_favicon_url=f"{VENDOR}/swagger-ui/favicon-32x32.png",
+        with_google_fonts=False,
+    )
+    return await _page(request, html)

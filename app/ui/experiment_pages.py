@@ -9,12 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 from markupsafe import Markup
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.auth.models import Role
 from app.bundles import service as bundles
 from app.bundles.traffic import TrafficDep
 from app.db import WriteDep
+from app.errors import validation_error
 from app.experiments import results as experiment_results
 from app.experiments import service as experiments
 from app.experiments.models import Experiment
@@ -27,6 +29,7 @@ from app.ui.pages import PREFIX, act, read_page, redirect, render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
+ENDED_STEP = {"running": "current", "rolled-back": "failed", "promoted": "done"}  # else stopped: pending
 ExperimentId = Annotated[str, Path(pattern=r"^exp_[0-9a-f]{16}$")]
 RolloutId = Annotated[str, Path(pattern=r"^ro_[0-9a-f]{16}$")]
 
@@ -54,11 +57,8 @@ def experiment_page(*, session: Session, experiment_id: str) -> ExperimentPage:
     if primary is not None:
         rows = []
         for index, arm in enumerate(body.arms):
-            metric = arm.metrics.get(primary)
-            if metric is None and primary == "error_rate":
-                estimate, ci = arm.error_rate, None
-            else:
-                estimate, ci = (metric.mean, metric.ci95) if metric is not None else (None, None)
+            metric = arm.metrics.get(primary) or arm.per_request.get(primary)
+            estimate, ci = (metric.mean, metric.ci95) if metric is not None else (None, None)
             low, high = (ci[0], ci[1]) if ci else (None, None)
             rows.append(charts.Interval(arm.name, estimate, low, high, emphasis=index == 0))
         primary_chart = charts.interval_chart(rows, title=f"{primary} per arm (mean, 95% interval)")
@@ -129,6 +129,12 @@ async def experiment_action(
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     role_of(user, Role.approver if promote else Role.editor)
+    back = _experiment_url(experiment_id)
+    try:
+        stop = ExperimentStop(winner=winner or None, promote=bool(promote), reason=reason.strip())
+    except ValidationError as exc:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in validation_error(exc).errors)
+        return redirect(request, back, detail, error=True)
 
     def work(session: Session) -> None:
         if action == "start":
@@ -136,13 +142,12 @@ async def experiment_action(
         elif action == "pause":
             experiments.pause_experiment(session=session, experiment_id=experiment_id)
         else:
-            body = ExperimentStop(winner=winner or None, promote=bool(promote), reason=reason.strip())
             experiments.stop_experiment(
-                session=session, experiment_id=experiment_id, body=body, actor=user.principal, traffic=traffic
+                session=session, experiment_id=experiment_id, body=stop, actor=user.principal, traffic=traffic
             )
 
     done = {"start": "Experiment started.", "pause": "Experiment paused.", "stop": "Experiment stopped."}
-    return await act(request, uow, work, done[action], _experiment_url(experiment_id))
+    return await act(request, uow, work, done[action], back)
 
 
 @dataclass
@@ -153,16 +158,16 @@ class RolloutPage:
 
 def rollout_page(*, session: Session, rollout_id: str) -> RolloutPage:
     public = rollouts.rollout_public(session, rollouts.get_rollout(session=session, rollout_id=rollout_id))
-    failed = public.status == "rolled-back"
 
     def state(index: int) -> str:
         if index < public.step:
             return "done"
-        if index == public.step:
-            if failed:
-                return "failed"
-            return "done" if public.status == "promoted" else "current"
-        return "pending"
+        if index > public.step:
+            return "pending"
+        # The step it is at, or where it ended: rolled back there, promoted, or stopped before passing.
+        return {"running": "current", "rolled-back": "failed", "promoted": "done"}.get(
+            public.status, "pending"
+        )
 
     steps = [charts.Step(float(p), state(i)) for i, p in enumerate(public.steps)]
     return RolloutPage(public, charts.step_chart(steps, title="traffic to the candidate, step by step"))

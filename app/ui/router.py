@@ -21,7 +21,16 @@ from app.errors import Forbidden, invalid
 from app.lifecycle import service as lifecycle
 from app.ui import views
 from app.ui.deps import PostedForm, Viewer, console_sessions, role_of
-from app.ui.pages import PREFIX, SESSION_COOKIE, SIGNIN_CSRF_COOKIE, act, read_page, redirect, render
+from app.ui.pages import (
+    PREFIX,
+    SESSION_COOKIE,
+    SIGNIN_CSRF_COOKIE,
+    act,
+    read_page,
+    redirect,
+    render,
+    secure_cookies,
+)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -29,10 +38,6 @@ BundleName = Annotated[str, Path(pattern=BUNDLE_NAME)]
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION_NUMBER)]
 Reason = Annotated[str, Form(max_length=4000)]
 T = TypeVar("T")
-
-
-def _secure(request: Request) -> bool:
-    return bool(request.app.state.settings.secure_cookies) or request.url.scheme == "https"
 
 
 def _safe_next(path: str | None) -> str:
@@ -55,7 +60,13 @@ def _sign_in_form(
     context = {"csrf": token, "message": message, "error": error, "next": _safe_next(next_path)}
     response = render(request, "signin.html", context, status=401 if error else 200)
     response.set_cookie(
-        SIGNIN_CSRF_COOKIE, token, max_age=3600, path=f"{PREFIX}/signin", httponly=True, samesite="strict"
+        SIGNIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path=f"{PREFIX}/signin",
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(request),
     )
     return response
 
@@ -93,7 +104,7 @@ async def sign_in(
         path="/",
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=secure_cookies(request),
     )
     response.delete_cookie(SIGNIN_CSRF_COOKIE, path=f"{PREFIX}/signin")
     return response
@@ -145,8 +156,9 @@ async def bundle_page(request: Request, name: BundleName, user: Viewer, traffic:
 @router.get("/bundles/{name}/versions/{number}")
 async def version_page(request: Request, name: BundleName, number: VersionNumber, user: Viewer) -> Response:
     params = request.query_params
+    # A field left empty means "use the declared default" (shown as its placeholder).
     render_values = {
-        key.removeprefix("var."): value for key, value in params.items() if key.startswith("var.")
+        key.removeprefix("var."): value for key, value in params.items() if key.startswith("var.") and value
     }
     wants_render = "render" in params
 

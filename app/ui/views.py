@@ -6,8 +6,10 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup
 from sqlmodel import Session
 
+from app.bundles import comparison
 from app.bundles import service as bundles
 from app.bundles.models import Bundle, Stage, Version
 from app.bundles.traffic import Splitting, Traffic
@@ -21,6 +23,7 @@ from app.lifecycle.models import Transition
 from app.lifecycle.stages import LEGAL_MOVES
 from app.rollouts import service as rollouts
 from app.rollouts.models import Rollout
+from app.ui import charts
 
 HISTORY_ROWS = 50
 
@@ -75,14 +78,7 @@ def bundle_page(*, session: Session, name: str) -> BundlePage:
     versions.sort(key=lambda v: v.number, reverse=True)
     production = next((v for v in versions if v.stage == Stage.production.value), None)
     history = lifecycle.history(session=session, bundle=bundle, limit=HISTORY_ROWS, before_id=None)
-    ever_production = {t.version_id for t in history if t.to_stage == Stage.production.value}
-    targets = [
-        v.number
-        for v in versions
-        if production is not None
-        and v.number != production.number
-        and bundles.version_id(name, v.number) in ever_production
-    ]
+    targets = lifecycle.rollback_targets(session=session, bundle=bundle)
     return BundlePage(
         bundle=bundle,
         versions=versions,
@@ -105,6 +101,7 @@ class VersionPage:
     approvals: list[Any]
     metrics: VersionMetrics
     moves: list[str]  # stages an editor may move it to (production is the promotion)
+    trends: list[Markup]  # requests, error rate and mean latency per hour, last 24 hours
     rendered: str | None
     render_error: str | None
 
@@ -129,6 +126,7 @@ def version_page(*, session: Session, name: str, number: int, values: dict[str, 
         evaluations=len(evaluations),
         approvals=lifecycle.list_approvals(session=session, version=version),
         metrics=_live(session, name, version),
+        trends=_trends(session, label),
         moves=sorted(s.value for s in LEGAL_MOVES[Stage(version.stage)]),
         rendered=rendered,
         render_error=render_error,
@@ -191,7 +189,7 @@ def diff_page(*, session: Session, name: str, old_number: int, new_number: int) 
         old=old,
         new=new,
         rows=prompt_rows(old.system_prompt, new.system_prompt),
-        changes=bundles.config_changes(old, new),
+        changes=[c for c in comparison.config_changes(old, new) if c["field"] != "system_prompt"],
         eval_metrics=(
             bundles.latest_metrics(old, evaluations[old.id or 0]),
             bundles.latest_metrics(new, evaluations[new.id or 0]),
@@ -205,6 +203,16 @@ def diff_page(*, session: Session, name: str, old_number: int, new_number: int) 
             ),
         ),
     )
+
+
+def _trends(session: Session, label: str) -> list[Markup]:
+    trend = events.version_trend(session=session, version_id=label)
+    hours = trend.hours
+    return [
+        charts.sparkline([float(n) for n in trend.requests], title=f"requests per hour, last {hours} h"),
+        charts.sparkline(trend.error_rate, title=f"error rate per hour, last {hours} h", percent=True),
+        charts.sparkline(trend.latency_ms, title=f"mean latency (ms) per hour, last {hours} h"),
+    ]
 
 
 def _live(session: Session, name: str, version: Version) -> VersionMetrics:

@@ -177,6 +177,7 @@ class TestPages:
         browser = console("runtime")
         page = browser.get("/ui/bundles/support-bot/versions/1?render=1&var.tone=warm&var.company=Initech")
         assert "Initech&#39;s support agent. Answer in a warm tone." in page.text
+        assert page.text.count("per hour, last 24 h") >= 3  # requests, error rate and latency trends
         missing = browser.get("/ui/bundles/support-bot/versions/1?render=1&var.company=Initech")
         assert "tone" in missing.text and "flash-error" in missing.text
 
@@ -280,3 +281,145 @@ class TestApiDocs:
     def test_static_assets_are_public(self, api: Api) -> None:
         response = Console(api.client).get("/ui/static/console.css")
         assert response.status_code == 200 and "text/css" in response.headers["content-type"]
+
+
+class TestReviewedEdges:
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/ui/signout",
+            "/ui/keys",
+            "/ui/keys/key_0000000000000000/revoke",
+            "/ui/bundles/support-bot/versions/2/stage",
+            "/ui/bundles/support-bot/versions/2/approve",
+            "/ui/experiments/exp_0000000000000000/start",
+            "/ui/rollouts/ro_0000000000000000/stop",
+        ],
+    )
+    def test_every_form_needs_its_csrf_token(self, shipped: Api, console: ConsoleFor, path: str) -> None:
+        response = console("admin").post(path, csrf="", reason="x", name="k", role="runtime", to="archived")
+        assert response.status_code == 403 and "security token" in response.text
+
+    @pytest.mark.parametrize(
+        ("path", "data"),
+        [
+            ("/ui/bundles/support-bot/versions/1/stage", {"to": "archived"}),
+            ("/ui/bundles/support-bot/versions/1/approve", {}),
+            ("/ui/keys", {"name": "sneaky", "role": "admin"}),
+            ("/ui/bundles/support-bot/rollback", {"reason": "x"}),
+        ],
+    )
+    def test_a_runtime_key_cannot_act(
+        self, shipped: Api, console: ConsoleFor, path: str, data: dict[str, str]
+    ) -> None:
+        browser = console("runtime")
+        response = browser.post(path, csrf=browser.csrf(), **data)
+        assert response.status_code == 403
+        assert active_version(shipped) == "support-bot@2"
+        keys = shipped.client.get("/api/keys", headers=shipped.keys["admin"]).json()
+        assert "sneaky" not in {k["name"] for k in keys}
+
+    def test_database_trouble_under_the_console_is_a_page(
+        self, api: Api, console: ConsoleFor, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        from app.auth import service as auth_service
+
+        def busy(**_: object) -> None:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+        browser = console("admin")
+        token = browser.csrf()
+        monkeypatch.setattr(auth_service, "issue_key", busy)
+        response = browser.post("/ui/keys", csrf=token, name="later", role="runtime")
+        assert response.status_code == 503
+        assert (
+            response.headers["content-type"].startswith("text/html") and "database is busy" in response.text
+        )
+
+    def test_a_forged_winner_is_refused_with_a_message(self, api: Api, console: ConsoleFor) -> None:
+        from tests.experiments.test_api_experiments import started
+
+        api.create_bundle()
+        api.publish()
+        api.to_production(1)
+        api.publish(params={"temperature": 0.9})
+        api.move(2, "staging")
+        experiment = started(api, seed="winner")
+        browser = console("editor")
+        response = browser.post(
+            f"/ui/experiments/{experiment['id']}/stop", csrf=browser.csrf(), winner="BAD NAME"
+        )
+        assert response.status_code == 303
+        page = browser.get(f"/ui/experiments/{experiment['id']}").text
+        assert "winner" in page and "flash-error" in page and ">running<" in page
+
+    def test_a_built_in_primary_metric_is_charted_per_arm(self, api: Api, console: ConsoleFor) -> None:
+        from tests.experiments.test_api_experiments import started
+
+        api.create_bundle()
+        api.publish()
+        api.to_production(1)
+        api.publish(params={"temperature": 0.9})
+        api.move(2, "staging")
+        experiment = started(api, seed="latency", primary_metric="latency_ms", name=XSS)
+        events = [event(experiment, f"s-{i}", latency_ms=700.0 + i) for i in range(60)]
+        assert api.client.post("/api/events", json=events, headers=api.keys["runtime"]).status_code == 202
+        page = console("runtime").get(f"/ui/experiments/{experiment['id']}").text
+        assert "latency_ms per arm" in page and "control: no data" not in page
+        assert XSS not in page and "&lt;script&gt;" in page
+
+    def test_every_earlier_production_version_is_a_rollback_target(
+        self, api: Api, console: ConsoleFor
+    ) -> None:
+        api.create_bundle()
+        for number in range(1, 15):  # 14 releases: more history than the page lists
+            api.publish(message=f"release {number}", params={"temperature": number / 20})
+            api.to_production(number)
+        page = console("approver").get("/ui/bundles/support-bot").text
+        options = re.findall(r'<option value="(\d+)">support-bot@\d+</option>', page)
+        assert options == [str(n) for n in range(13, 0, -1)]
+
+    def test_a_stopped_rollout_has_no_current_step(self, api: Api, console: ConsoleFor) -> None:
+        api.create_bundle()
+        api.publish()
+        api.to_production(1)
+        api.publish(params={"temperature": 0.9})
+        api.move(2, "staging")
+        api.move(2, "validation")
+        assert api.approve(2).status_code == 201
+        created = api.client.post(
+            "/api/bundles/support-bot/rollouts",
+            json={"version": 2, "guardrails": [{"metric": "error_rate", "max_regression": 0.02}]},
+            headers=api.keys["approver2"],
+        ).json()
+        browser = console("editor")
+        browser.post(f"/ui/rollouts/{created['id']}/stop", csrf=browser.csrf(), reason=XSS)
+        page = browser.get(f"/ui/rollouts/{created['id']}").text
+        chart = page.split("<svg", 1)[1].split("</svg>", 1)[0]
+        assert ">stopped<" in page and "cv-current" not in chart and ", current" not in chart
+        assert XSS not in page
+
+    def test_sign_in_returns_to_the_page_with_its_query(self, shipped: Api) -> None:
+        browser = Console(shipped.client)
+        location = browser.get("/ui/bundles/support-bot/versions/1?render=1&var.tone=warm").headers[
+            "location"
+        ]
+        assert "next=/ui/bundles/support-bot/versions/1%3Frender%3D1%26var.tone%3Dwarm" in location
+        live = browser.get("/ui/experiments/exp_0000000000000000/results").headers["location"]
+        assert live.endswith("next=/ui/experiments/exp_0000000000000000")
+
+    def test_pages_forbid_framing_and_foreign_scripts(self, shipped: Api, console: ConsoleFor) -> None:
+        response = console("runtime").get("/ui")
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+    def test_api_docs_load_nothing_from_the_network(self, shipped: Api) -> None:
+        for path in ("/docs", "/redoc"):
+            html = shipped.client.get(path, headers=shipped.keys["runtime"]).text
+            assert "/ui/static/vendor/" in html and "https://" not in html.replace("https://github", "")
+        assert (
+            Console(shipped.client).get("/ui/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code
+            == 200
+        )

@@ -45,15 +45,16 @@ function refresh(region) {
       }
       if (!response.ok) return;
       const html = await response.text();
-      // Keep the height while swapping so the page does not jump.
-      region.style.minHeight = region.offsetHeight + "px";
+      // The region never shrinks: content below it does not jump up and down as numbers change.
+      const tallest = Math.max(region.getBoundingClientRect().height, parseFloat(region.style.minHeight) || 0);
+      region.style.minHeight = tallest + "px";
       region.innerHTML = html;
       region.dataset.refreshedAt = new Date().toISOString();
-      region.style.minHeight = "";
     } catch (_) {
       // Offline for a moment: try again at the next tick.
     }
   };
+  region.refreshNow = tick; // for people and tests who do not want to wait
   window.setInterval(tick, interval);
 }
 
