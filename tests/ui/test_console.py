@@ -15,10 +15,22 @@ from app.db import write_session
 from app.dbtypes import utcnow
 from app.ui.pages import SESSION_COOKIE
 from tests.conftest import Api
+from tests.experiments.test_api_experiments import started
 from tests.experiments.test_subject_results import event
 from tests.ui.conftest import Console, active_version, secret
 
 ConsoleFor = Callable[[str], Console]
+
+
+def candidate_in_staging(api: Api) -> None:
+    """support-bot: v1 in production, v2 in staging (ready for an experiment or a rollout)."""
+    api.create_bundle()
+    api.publish()
+    api.to_production(1)
+    api.publish(params={"temperature": 0.9})
+    api.move(2, "staging")
+
+
 XSS = "<script>alert('x')</script>"
 
 
@@ -218,13 +230,7 @@ class TestPages:
 
 class TestExperimentPage:
     def test_results_with_a_chart_and_the_decision(self, api: Api, console: ConsoleFor) -> None:
-        from tests.experiments.test_api_experiments import started
-
-        api.create_bundle()
-        api.publish()
-        api.to_production(1)
-        api.publish(params={"temperature": 0.9})
-        api.move(2, "staging")
+        candidate_in_staging(api)
         experiment = started(api, seed="console")
         events = [event(experiment, f"s-{i}", outcomes={"thumbs_up": i % 2}) for i in range(60)]
         assert api.client.post("/api/events", json=events, headers=api.keys["runtime"]).status_code == 202
@@ -339,13 +345,7 @@ class TestReviewedEdges:
         )
 
     def test_a_forged_winner_is_refused_with_a_message(self, api: Api, console: ConsoleFor) -> None:
-        from tests.experiments.test_api_experiments import started
-
-        api.create_bundle()
-        api.publish()
-        api.to_production(1)
-        api.publish(params={"temperature": 0.9})
-        api.move(2, "staging")
+        candidate_in_staging(api)
         experiment = started(api, seed="winner")
         browser = console("editor")
         response = browser.post(
@@ -356,13 +356,7 @@ class TestReviewedEdges:
         assert "winner" in page and "flash-error" in page and ">running<" in page
 
     def test_a_built_in_primary_metric_is_charted_per_arm(self, api: Api, console: ConsoleFor) -> None:
-        from tests.experiments.test_api_experiments import started
-
-        api.create_bundle()
-        api.publish()
-        api.to_production(1)
-        api.publish(params={"temperature": 0.9})
-        api.move(2, "staging")
+        candidate_in_staging(api)
         experiment = started(api, seed="latency", primary_metric="latency_ms", name=XSS)
         events = [event(experiment, f"s-{i}", latency_ms=700.0 + i) for i in range(60)]
         assert api.client.post("/api/events", json=events, headers=api.keys["runtime"]).status_code == 202
@@ -382,11 +376,7 @@ class TestReviewedEdges:
         assert options == [str(n) for n in range(13, 0, -1)]
 
     def test_a_stopped_rollout_has_no_current_step(self, api: Api, console: ConsoleFor) -> None:
-        api.create_bundle()
-        api.publish()
-        api.to_production(1)
-        api.publish(params={"temperature": 0.9})
-        api.move(2, "staging")
+        candidate_in_staging(api)
         api.move(2, "validation")
         assert api.approve(2).status_code == 201
         created = api.client.post(
