@@ -15,6 +15,10 @@ from tests.conftest import Api
 
 
 def stored(version_id: str, hours_ago: float, *, error: bool = False, latency: float = 100.0) -> ChatEvent:
+    """An event ``hours_ago`` full hours before the current hour, a minute or so into that hour
+    (never across an hour boundary, whenever the test runs)."""
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    at = hour - timedelta(hours=int(hours_ago)) + timedelta(minutes=1 + 100 * (hours_ago % 1))
     return ChatEvent(
         request_id=f"t-{hours_ago}-{error}-{latency}",
         bundle=version_id.partition("@")[0],
@@ -22,7 +26,7 @@ def stored(version_id: str, hours_ago: float, *, error: bool = False, latency: f
         source="runtime",
         status="error" if error else "ok",
         latency_ms=latency,
-        created_at=utcnow() - timedelta(hours=hours_ago),
+        created_at=min(at, utcnow()),
     )
 
 
@@ -42,8 +46,8 @@ def test_the_last_24_hours_hour_by_hour(app: FastAPI, api: Api) -> None:
         trend = version_trend(session=session, version_id="support-bot@1")
     assert trend.hours == 24 and len(trend.requests) == 24
     assert sum(trend.requests) == 4 and trend.requests[-1] == 1
-    two_hours_ago = next(i for i, n in enumerate(trend.requests) if n == 3)
-    assert two_hours_ago in (20, 21)  # 2 hours back, give or take the hour boundary
+    two_hours_ago = 21  # index 23 is the current hour
+    assert trend.requests[two_hours_ago] == 3
     assert trend.error_rate[two_hours_ago] == 1 / 3
     assert trend.latency_ms[two_hours_ago] == 200.0
     assert (trend.error_rate[-1], trend.latency_ms[-1]) == (1.0, 50.0)
