@@ -31,6 +31,8 @@ from app.events.router import router as events_router
 from app.events.telemetry import Telemetry
 from app.events.writer import EventWriter
 from app.experiments.router import router as experiments_router
+from app.fleet.reporter import FleetReporter
+from app.fleet.router import router as fleet_router
 from app.gateway.llm import LLMRouter, configure_litellm
 from app.gateway.router import router as gateway_router
 from app.gateway.service import Gateway
@@ -106,9 +108,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.traffic = TRAFFIC
     writer.start()
     configure_litellm(settings)
+    reporter = FleetReporter(engine, interval=settings.fleet_report_seconds)
+    app.state.fleet_reporter = reporter
     app.state.gateway = Gateway(
-        resolver=app.state.resolver, llm=LLMRouter(settings), writer=writer, settings=settings
+        resolver=app.state.resolver,
+        llm=LLMRouter(settings),
+        writer=writer,
+        settings=settings,
+        on_served=reporter.served,
     )
+    reporter.start()
     controller = RolloutController(engine, feed, interval=settings.rollout_check_seconds)
     app.state.rollouts = controller
     if settings.rollout_check_seconds > 0:
@@ -117,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await controller.stop()
+        await reporter.stop()
         await writer.stop(timeout=settings.shutdown_drain_seconds)
         engine.dispose()
 
@@ -173,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rollouts_router,
         events_router,
         gateway_router,
+        fleet_router,
         docs_router,
         console_router,
         experiment_pages_router,

@@ -4,6 +4,7 @@ from app.auth.models import ApiKey, ConsoleSession, ServerSecret
 from app.bundles.models import Bundle, Evaluation, Version
 from app.events.models import ChatEvent, MetricHistogram, Outcome, SubjectAggregate, SubjectOutcome
 from app.experiments.models import Experiment
+from app.fleet.models import RuntimeReport
 from app.lifecycle.models import Approval, Transition
 from app.rollouts.models import Rollout
 
@@ -18,6 +19,7 @@ __all__ = [
     "MetricHistogram",
     "Outcome",
     "Rollout",
+    "RuntimeReport",
     "ServerSecret",
     "SubjectAggregate",
     "SubjectOutcome",

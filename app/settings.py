@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     rollout_check_seconds: float = Field(default=10.0, ge=0, le=3600)
     event_queue_max: int = Field(default=50_000, ge=100, le=10_000_000)
     shutdown_drain_seconds: float = Field(default=10.0, ge=0, le=600)
+    # How often each gateway replica reports what it serves to the fleet view; 0 turns it off.
+    fleet_report_seconds: float = Field(default=30.0, ge=0, le=3600)
     # Console sign-ins last this long; the cookie-signing secret is made and kept in the database
     # unless set here (all replicas must then share it).
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)

@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"experiments"},
     {"rollouts"},
     {"cache"},
+    {"fleet"},
     {"runtime", "gateway", "ui", "webhooks"},
     {"models", "main"},
     {"cli", "sdk"},

@@ -154,7 +154,7 @@ class ServingPlan:
     experiment: RunningExperiment | None
 
 
-def _serving_plan(session: Session, bundle_name: str) -> ServingPlan:
+def serving_plan(session: Session, bundle_name: str) -> ServingPlan:
     bundle = repository.get_bundle(session, bundle_name)
     if bundle is None or bundle.id is None:
         return ServingPlan(_Miss(f"no bundle named {bundle_name!r}", "unknown-bundle"), None)
@@ -222,7 +222,7 @@ class ActiveResolver:
 
     def _load_plan(self, bundle: str) -> ServingPlan:
         with read_session(self._engine) as session:
-            return _serving_plan(session, bundle)
+            return serving_plan(session, bundle)
 
     async def plan(self, bundle: str) -> ServingPlan:
         """What serves the bundle's default traffic now (the same cached plan ``serve`` reads)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,17 +196,27 @@ def _price(model: str, prompt: int | None, completion: int | None) -> float | No
 
 class Gateway:
     def __init__(
-        self, *, resolver: ActiveResolver, llm: LLMRouter, writer: EventWriter, settings: Settings
+        self,
+        *,
+        resolver: ActiveResolver,
+        llm: LLMRouter,
+        writer: EventWriter,
+        settings: Settings,
+        on_served: Callable[[Served], None] | None = None,
     ) -> None:
         self._resolver = resolver
         self._llm = llm
         self._writer = writer
         self._settings = settings
+        self._on_served = on_served  # e.g. the fleet reporter: a dict write, no I/O
 
     async def _serve(self, model: str, subject: str | None) -> Served:
         selection = parse_model(model)
         if selection.selector is None:
-            return await self._resolver.serve(selection.bundle, subject)
+            served = await self._resolver.serve(selection.bundle, subject)
+            if self._on_served is not None:  # what this replica serves by default (not pinned calls)
+                self._on_served(served)
+            return served
         version = await self._resolver.resolve(selection.bundle, selection.selector)
         if version.stage == "archived":
             raise invalid(

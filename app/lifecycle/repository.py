@@ -75,3 +75,17 @@ def approval_counts(session: Session, version_pks: Sequence[int]) -> dict[int, i
         .group_by(col(Approval.version_pk))
     )
     return dict(rows.all())
+
+
+def left_production_at(session: Session, bundle_id: int, version_id: str) -> Transition | None:
+    """The newest record that took this version out of production."""
+    return session.exec(
+        select(Transition)
+        .where(
+            Transition.bundle_id == bundle_id,
+            Transition.version_id == version_id,
+            Transition.from_stage == Stage.production.value,
+        )
+        .order_by(col(Transition.id).desc())
+        .limit(1)
+    ).first()

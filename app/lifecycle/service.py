@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -285,3 +286,9 @@ def rollback_targets(*, session: Session, bundle: Bundle) -> list[int]:
     numbers = [_number(e) for e in repository.production_entries(session, bundle.id or 0)]
     earlier = [n for n in dict.fromkeys(reversed(numbers)) if current is None or n != current.number]
     return earlier if current is not None else []
+
+
+def left_production_at(*, session: Session, bundle: Bundle, version_id: str) -> datetime | None:
+    """When this version last stopped being production (None if it never was, or still is)."""
+    record = repository.left_production_at(session, bundle.id or 0, version_id)
+    return record.at if record is not None else None

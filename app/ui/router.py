@@ -18,6 +18,8 @@ from app.bundles.traffic import TrafficDep
 from app.cache.resolver import ActiveResolver, ResolvedVersion
 from app.db import SessionDep, WriteDep
 from app.errors import Forbidden, invalid
+from app.fleet import service as fleet
+from app.fleet.schemas import FleetMember
 from app.lifecycle import service as lifecycle
 from app.ui import views
 from app.ui.deps import PostedForm, Viewer, console_sessions, role_of
@@ -146,11 +148,15 @@ async def bundle_page(request: Request, name: BundleName, user: Viewer, traffic:
 
     page = await read_page(request, load)
     plan = await _resolver(request).plan(name)
-    serving = {
-        "production": plan.production if isinstance(plan.production, ResolvedVersion) else None,
-        "split": plan.experiment,
-    }
-    return render(request, "bundle.html", {"page": page, "serving": serving, "Role": Role})
+    production = plan.production if isinstance(plan.production, ResolvedVersion) else None
+    serving = {"production": production, "split": plan.experiment}
+
+    def runtimes(session: Session) -> list[FleetMember]:
+        return fleet.fleet(session=session, bundle_name=name)
+
+    members = await read_page(request, runtimes)
+    context = {"page": page, "serving": serving, "fleet": members, "Role": Role}
+    return render(request, "bundle.html", context)
 
 
 @router.get("/bundles/{name}/versions/{number}")
