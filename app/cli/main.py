@@ -1,15 +1,30 @@
-"""The ``chatver`` command: serve, migrate, and push bundles from files."""
+"""The ``chatver`` command: run the server, and manage bundles on one over HTTP."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from app.cli import catalog, lifecycle, push
+from app.cli.client import EXIT_OK, EXIT_USAGE
+from app.cli.keys import keys_app
+from app.cli.traffic import experiment_app, rollout_app
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+app = typer.Typer(
+    name="chatver",
+    help="Versioning, A/B testing and rollback for chatbot bundles. "
+    "Client commands use CHATVER_URL (default http://127.0.0.1:8000) and CHATVER_API_KEY.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
 
 def _settings() -> object:
@@ -23,10 +38,16 @@ def _settings() -> object:
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
             print(f"chatver: invalid setting CHATVER_{field.upper()}: {err['msg']}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+        raise typer.Exit(EXIT_USAGE) from None
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Apply migrations, then serve the API."""
     import uvicorn
 
     from app.migrate import upgrade_database
@@ -35,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     assert isinstance(settings, Settings)
     upgrade_database(settings.database_url)
-    if args.workers > 1 and settings.redis_url is None:
+    if workers > 1 and settings.redis_url is None:
         print(
             "chatver: several workers without CHATVER_REDIS_URL: each worker sees the others' changes "
             f"within CHATVER_CACHE_TTL_SECONDS ({settings.cache_ttl_seconds}s)",
@@ -44,60 +65,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        host=host,
+        port=port,
+        workers=workers,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
     )
-    return EXIT_OK
 
 
-def cmd_db_upgrade(args: argparse.Namespace) -> int:
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Apply migrations."""
     from app.migrate import upgrade_database
     from app.settings import Settings
 
     settings = _settings()
     assert isinstance(settings, Settings)
-    upgrade_database(settings.database_url, args.revision)
-    print(f"chatver: database is at {args.revision}")
-    return EXIT_OK
+    upgrade_database(settings.database_url, revision)
+    print(f"chatver: database is at {revision}")
 
 
-def cmd_push(args: argparse.Namespace) -> int:
-    from app.cli.push import push_directory
-
-    return push_directory(args.directory)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chatver", description="Versioning and rollback for chatbot bundles"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="apply migrations, then serve the API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.set_defaults(func=cmd_serve)
-
-    db = commands.add_parser("db", help="database maintenance")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    upgrade = db_commands.add_parser("upgrade", help="apply migrations")
-    upgrade.add_argument("revision", nargs="?", default="head")
-    upgrade.set_defaults(func=cmd_db_upgrade)
-
-    push = commands.add_parser("push", help="publish bundles from a directory of bundle.yaml + system.j2")
-    push.add_argument("directory")
-    push.set_defaults(func=cmd_push)
-    return parser
+app.add_typer(db_app, name="db")
+app.command()(catalog.bundles)
+app.command()(catalog.versions)
+app.command()(catalog.show)
+app.command()(catalog.diff)
+app.command()(push.push)
+app.command()(catalog.pull)
+for command in (
+    lifecycle.stage,
+    lifecycle.approve,
+    lifecycle.promote,
+    lifecycle.rollback,
+    lifecycle.history,
+    lifecycle.fleet,
+):
+    app.command()(command)
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(rollout_app, name="rollout")
+app.add_typer(keys_app, name="keys")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
+    """Entry point of the ``chatver`` script; returns the exit status."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="chatver")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE if exc.code else EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":
