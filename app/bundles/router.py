@@ -125,6 +125,16 @@ async def update_bundle(
     return await uow.run(work)
 
 
+@router.post("/{name}/versions/check")
+def check_version(
+    name: BundleName, body: VersionCreate, session: SessionDep, _: EditorKey, request: Request
+) -> dict[str, str]:
+    """Would this version be published? The same checks as publishing, writing nothing (the bundle
+    need not exist yet): 200 with its digest, or the refusal publishing would give."""
+    settings: Settings = request.app.state.settings
+    return {"digest": service.check_version(session=session, bundle_name=name, body=body, settings=settings)}
+
+
 @router.post(
     "/{name}/versions", status_code=201, responses={200: {"description": "same config already published"}}
 )

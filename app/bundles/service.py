@@ -211,6 +211,28 @@ def build_config(*, body: VersionCreate, settings: Settings) -> dict[str, Any]:
     return config
 
 
+def check_version(*, session: Session, bundle_name: str, body: VersionCreate, settings: Settings) -> str:
+    """Everything ``publish_version`` would refuse, refused the same way, writing nothing; the digest.
+
+    The bundle need not exist yet (a batch checks every bundle before creating any)."""
+    config = build_config(body=body, settings=settings)
+    digest = config_digest(config)
+    bundle = repository.get_bundle(session, bundle_name)
+    if bundle is None:
+        if body.parent is not None:
+            raise invalid("parent", f"{version_id(bundle_name, body.parent)} does not exist")
+        return digest
+    if repository.get_version_by_digest(session, _id(bundle), digest) is not None:
+        return digest
+    if body.parent is not None and repository.get_version(session, _id(bundle), body.parent) is None:
+        raise invalid("parent", f"{version_id(bundle.name, body.parent)} does not exist")
+    if body.semver is not None and repository.get_version_by_semver(session, _id(bundle), body.semver):
+        raise Conflict(
+            f"semver {body.semver} is already used by another version of {bundle.name}", type_="semver-taken"
+        )
+    return digest
+
+
 def publish_version(
     *, session: Session, bundle_name: str, body: VersionCreate, author: Principal, settings: Settings
 ) -> Published:

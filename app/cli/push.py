@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.progress import Progress
 from rich.text import Text
 
-from app.cli.client import EXIT_DRIFT, EXIT_FAILED, EXIT_USAGE, Api, connect, err, fail, out
+from app.cli.client import EXIT_DRIFT, EXIT_FAILED, EXIT_USAGE, Api, connect, err, fail, out, problem_line
 from app.cli.files import BundleFileError, LocalBundle, bundle_directories, git_lineage, load_bundle
 
 CONFIG_FIELDS = ("model", "variables", "checkpoint", "params")
@@ -130,7 +131,28 @@ def check(bundles: list[LocalBundle], states: list[Remote]) -> int:
     return 0
 
 
+def server_check(api: Api, bundles: list[LocalBundle], states: list[Remote]) -> None:
+    """Ask the server to check every bundle that would be published, before writing any: a batch
+    the server would refuse in part (an unknown provider, an api_base not allowed, a semver taken)
+    publishes nothing."""
+    problems = []
+    for bundle, remote in zip(bundles, states, strict=True):
+        if remote.matching(bundle.digest) is not None:
+            continue
+        try:
+            response = api.http.post(f"/api/bundles/{bundle.name}/versions/check", json=dict(bundle.body))
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach {api.http.base_url}: {exc}")
+        if response.status_code >= 400:
+            problems.append(f"{bundle.directory}: {problem_line(response)}")
+    if problems:
+        for problem in problems:
+            err().print(f"chatver: {' '.join(problem.split())}", markup=False)
+        fail(f"{len(problems)} bundle(s) refused by the server; nothing was published")
+
+
 def publish(api: Api, bundles: list[LocalBundle], states: list[Remote]) -> int:
+    server_check(api, bundles, states)
     with Progress(console=err(), transient=True) as progress:
         task = progress.add_task("publishing", total=len(bundles))
         for bundle, remote in zip(bundles, states, strict=True):

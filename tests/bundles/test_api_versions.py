@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from app.bundles.digest import config_digest
-from tests.conftest import PROMPT, Api
+from tests.conftest import PROMPT, Api, version_body
 
 
 class TestBundles:
@@ -248,3 +248,29 @@ class TestDiffEdgeCases:
         api.publish(checkpoint={"ref": "ft:gpt-4o-mini:acme::1"})
         diff = api.client.get("/api/bundles/support-bot/diff?from=1&to=2", headers=api.keys["runtime"]).json()
         assert diff["changes"] == [{"field": "checkpoint.ref", "from": None, "to": "ft:gpt-4o-mini:acme::1"}]
+
+
+class TestCheckBeforePublishing:
+    def test_check_gives_the_digest_publishing_would_and_writes_nothing(self, api: Api) -> None:
+        checked = api.client.post(
+            "/api/bundles/not-yet/versions/check", json=version_body(), headers=api.keys["editor"]
+        )
+        assert checked.status_code == 200, checked.text
+        assert api.client.get("/api/bundles", headers=api.keys["runtime"]).json() == []
+        api.create_bundle("not-yet")
+        published = api.publish("not-yet")
+        assert published["digest"] == checked.json()["digest"]
+
+    def test_check_refuses_what_publishing_refuses_naming_the_field(self, api: Api) -> None:
+        refused = api.client.post(
+            "/api/bundles/support-bot/versions/check",
+            json=version_body(model="nosuchprov/x"),
+            headers=api.keys["editor"],
+        )
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "model"
+
+    def test_check_needs_the_editor_role(self, api: Api) -> None:
+        response = api.client.post(
+            "/api/bundles/support-bot/versions/check", json=version_body(), headers=api.keys["runtime"]
+        )
+        assert response.status_code == 403

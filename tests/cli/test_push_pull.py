@@ -95,6 +95,24 @@ class TestBadFiles:
         listed = api.client.get("/api/bundles", headers=api.keys["runtime"]).json()
         assert listed == []
 
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            (("model: openai/gpt-4o-mini", "model: nosuchprov/x"), "model"),
+            (("max_tokens: 512", "max_tokens: 512\n  api_base: http://10.0.0.1/v1"), "params.api_base"),
+        ],
+    )
+    def test_a_bundle_only_the_server_refuses_still_publishes_nothing(
+        self, run: Run, tmp_path: Path, api: Api, change: tuple[str, str], field: str
+    ) -> None:
+        write_bundle(tmp_path, "a-bot")
+        write_bundle(tmp_path, "b-bot", yaml_text=SUPPORT_YAML.replace(*change))
+        result = run("push", str(tmp_path))
+        assert result.exit_code == 1, result.output
+        assert "b-bot: refused (422" in result.stderr and field in result.stderr
+        assert "refused by the server; nothing was published" in result.stderr
+        assert api.client.get("/api/bundles", headers=api.keys["runtime"]).json() == []
+
     def test_malformed_yaml_names_the_file_line_and_field(self, run: Run, tmp_path: Path) -> None:
         broken = SUPPORT_YAML.replace("  temperature: 0.2\n", "  temperature: [0.2\n")
         write_bundle(tmp_path, yaml_text=broken)
