@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from app.auth.service import Principal
 from app.bundles import repository
-from app.bundles.digest import config_digest
+from app.bundles.digest import config_digest, normalized_config
 from app.bundles.models import Bundle, Evaluation, Stage, Version
 from app.bundles.providers import known_providers, provider_of
 from app.bundles.schemas import (
@@ -170,36 +170,12 @@ def _check_model(body: VersionCreate) -> str:
     return provider
 
 
-def _normalized_variables(body: VersionCreate) -> dict[str, Any]:
-    variables: dict[str, Any] = {}
-    for name, spec in body.variables.items():
-        if spec.required and "default" in spec.model_fields_set:
-            raise invalid(f"variables.{name}", "a required variable cannot have a default")
-        entry: dict[str, Any] = {}
-        if "default" in spec.model_fields_set:
-            entry["default"] = spec.default
-        if spec.required:
-            entry["required"] = True
-        if spec.description:
-            entry["description"] = spec.description
-        variables[name] = entry
-    return variables
-
-
 def build_config(*, body: VersionCreate, settings: Settings) -> dict[str, Any]:
     """Validate a version's config and return it normalized (the digest's input)."""
     provider = _check_model(body)
-    params = body.params.model_dump(exclude_none=True)
-    _check_params(params, settings, provider)
-    variables = _normalized_variables(body)
-    check_template(source=body.system_prompt, declared=variables.keys())
-    config = {
-        "model": body.model,
-        "system_prompt": body.system_prompt,
-        "variables": variables,
-        "checkpoint": body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None,
-        "params": params,
-    }
+    config = normalized_config(body)
+    _check_params(config["params"], settings, provider)
+    check_template(source=body.system_prompt, declared=config["variables"].keys())
     leaked = find_secret(
         {**config, "lineage": body.lineage, "message": body.message, "metrics": body.metrics}
     )

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from app.bundles.digest import config_digest
+from app.bundles.digest import config_digest, normalized_config
 from app.bundles.schemas import BUNDLE_NAME, VersionCreate
 from app.bundles.templating import check_template
 from app.errors import ChatverError
@@ -149,29 +149,6 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def normalized_config(body: VersionCreate) -> dict[str, Any]:
-    """What the server stores and digests for this body (see app.bundles.service.build_config)."""
-    variables: dict[str, Any] = {}
-    for name, spec in body.variables.items():
-        if spec.required and "default" in spec.model_fields_set:
-            raise ValueError(f"variables.{name}: a required variable cannot have a default")
-        entry: dict[str, Any] = {}
-        if "default" in spec.model_fields_set:
-            entry["default"] = spec.default
-        if spec.required:
-            entry["required"] = True
-        if spec.description:
-            entry["description"] = spec.description
-        variables[name] = entry
-    return {
-        "model": body.model,
-        "system_prompt": body.system_prompt,
-        "variables": variables,
-        "checkpoint": body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None,
-        "params": body.params.model_dump(exclude_none=True),
-    }
-
-
 def load_bundle(directory: Path) -> LocalBundle:
     """Read and validate one bundle directory; BundleFileError names the file, the line and the field."""
     yaml_path = directory / BUNDLE_FILE
@@ -213,9 +190,6 @@ def load_bundle(directory: Path) -> LocalBundle:
         if field.startswith("system_prompt"):
             raise BundleFileError(f"{prompt_path}: field system_prompt: {message}") from None
         raise BundleFileError(f"{yaml_path}:{_line_of(field, lines)}: field {field}: {message}") from None
-    except ValueError as exc:
-        field = str(exc).partition(":")[0]
-        raise BundleFileError(f"{yaml_path}:{_line_of(field, lines)}: field {exc}") from None
     return LocalBundle(directory, name, description, body, config, config_digest(config))
 
 
